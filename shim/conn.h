@@ -1,0 +1,69 @@
+/* conn.h - the state of one DashScope TLS connection and what happens to its bytes.
+ *
+ * Write side: the program's bytes are assembled into whole HTTP requests (head and
+ * body), recognised (path family, model, stream), rewritten where needed
+ * (Accept-Encoding: identity, Expect dropped) and only then sent with the real
+ * SSL_write, so that later layers can delay or replay a whole request.
+ * Read side: the answer is observed as it passes to the program (status, usage,
+ * error code) and one audit record is emitted per request.
+ * Anything conn.c cannot handle (malformed HTTP, h2, out of memory, a body over the
+ * buffer limit) turns that connection or request into plain pass-through, with one
+ * diagnostic; the byte stream is never altered beyond the documented rewrites.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef QS_CONN_H
+#define QS_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "resolve.h"
+
+/* What conn.c needs from the process; hook.c owns and fills it. */
+struct qs_conn_env {
+    const struct qs_real *real;
+    const char *prog;
+    int pid;
+    const char *region;         /* configured region, "auto" = from the host */
+    size_t max_buffer;          /* largest request body held whole (bytes) */
+    /* Receives every audit record (hook.c formats and writes it). */
+    void (*emit)(const struct qs_audit_rec *rec);
+};
+
+struct qs_conn;
+
+/* New state for <ssl> to DashScope host <host> (SNI or Host header, may carry a
+ * port). Returns NULL when out of memory (the caller then passes through). */
+struct qs_conn *qs_conn_new(SSL *ssl, const char *host, size_t host_len);
+
+/* Emits a record for every request still waiting for its answer, then frees. */
+void qs_conn_free(struct qs_conn *c, const struct qs_conn_env *env);
+
+/* Before the real handshake: offer only http/1.1 in ALPN (once per connection). */
+void qs_conn_before_handshake(struct qs_conn *c, const struct qs_conn_env *env);
+/* After a real handshake call that returned <rc>: an h2 connection passes through. */
+void qs_conn_after_handshake(struct qs_conn *c, const struct qs_conn_env *env, int rc);
+/* Whether the handshake of this state was seen to finish (for stale-entry checks). */
+int qs_conn_established(const struct qs_conn *c);
+
+/* The program's SSL_write (<ex> = 0) or SSL_write_ex (<ex> = 1) of <num> bytes.
+ * Returns 1 with *written = num when the bytes were accepted (buffered or sent),
+ * otherwise the value the real call returned (<= 0), with OpenSSL's error state
+ * untouched so SSL_get_error answers as it would without us. After a failure the
+ * program repeats the call with the same arguments, as OpenSSL requires, and the
+ * bytes already accepted are not taken twice. */
+int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, const void *buf, size_t num,
+                  size_t *written);
+
+/* The program's SSL_read (<ex> = 0) or SSL_read_ex (<ex> = 1). Held bytes (a
+ * synthesised "100 Continue") are delivered first; otherwise the real call's bytes
+ * are observed on their way. Returns 1 with *readbytes set, or the real call's
+ * return value (<= 0). */
+int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void *buf, size_t num,
+                 size_t *readbytes);
+
+/* Bytes held for the program that the real SSL_pending cannot know about. */
+size_t qs_conn_pending(const struct qs_conn *c);
+
+#endif

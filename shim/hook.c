@@ -1,0 +1,410 @@
+/* hook.c - the interposed OpenSSL entry points; the only file with process state.
+ *
+ * Every hook has the same shape: find the real function, and unless this process
+ * is enabled and the SSL* belongs to a DashScope connection, call it unchanged.
+ * Process state lives in one struct (rt); a per-thread flag stops re-entry from
+ * anything the shim itself calls. Initialisation (config, program filter) happens
+ * on the first hooked call, not in a constructor: Python loads libssl late, and a
+ * process that never speaks TLS should pay nothing.
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "config.h"
+#include "conn.h"
+#include "diag.h"
+#include "http.h"
+#include "resolve.h"
+#include "table.h"
+
+#define QS_EXPORT __attribute__((visibility("default")))
+#define MAX_BUFFER_DEFAULT (64u * 1024 * 1024)
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t resolve_lock, log_lock;
+    atomic_int resolved;
+    int active;            /* this process is enabled */
+    struct qs_real real;
+    struct qs_config cfg;
+    struct qs_table conns;
+    struct qs_conn_env env;
+    char prog[256];
+    char log_path[QS_CFG_PATH_MAX];
+    int log_fd;            /* -1 until the first record */
+    int log_failed;
+} rt = {
+    .once = PTHREAD_ONCE_INIT,
+    .resolve_lock = PTHREAD_MUTEX_INITIALIZER,
+    .log_lock = PTHREAD_MUTEX_INITIALIZER,
+    .log_fd = -1,
+};
+
+/* Set while the shim works on a call: anything it calls that comes back into a
+ * hook goes straight to the real function. initial-exec keeps __tls_get_addr
+ * (and its possible allocation) out of the hook path. */
+static __thread int in_qs __attribute__((tls_model("initial-exec")));
+
+/* Marks an SSL* that is not ours (another host, a server side): pass through. */
+static char ignored_marker;
+#define IGNORED ((struct qs_conn *)&ignored_marker)
+
+/* The interposed functions (defined at the end), named here for the self-check. */
+QS_EXPORT int SSL_write(SSL *s, const void *buf, int num);
+QS_EXPORT int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written);
+QS_EXPORT int SSL_read(SSL *s, void *buf, int num);
+QS_EXPORT int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes);
+QS_EXPORT void SSL_free(SSL *s);
+QS_EXPORT int SSL_connect(SSL *s);
+QS_EXPORT int SSL_do_handshake(SSL *s);
+QS_EXPORT int SSL_pending(const SSL *s);
+QS_EXPORT int SSL_has_pending(const SSL *s);
+
+/* ======================= Resolution ======================= */
+
+static const struct qs_real *real(void)
+{
+    if (atomic_load_explicit(&rt.resolved, memory_order_acquire))
+        return &rt.real;
+    pthread_mutex_lock(&rt.resolve_lock);
+    if (!atomic_load_explicit(&rt.resolved, memory_order_relaxed)) {
+        void *const self[9] = {(void *)SSL_write,   (void *)SSL_write_ex,     (void *)SSL_read,
+                               (void *)SSL_read_ex, (void *)SSL_free,         (void *)SSL_connect,
+                               (void *)SSL_do_handshake, (void *)SSL_pending, (void *)SSL_has_pending};
+        if (qs_resolve(&rt.real, self) != 0)
+            qs_diag("some OpenSSL functions were not found; the shim stays inactive");
+        atomic_store_explicit(&rt.resolved, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&rt.resolve_lock);
+    return &rt.real;
+}
+
+static int missing(const char *name)
+{
+    qs_diag("real %s not found", name);
+    errno = ENOSYS;
+    return -1;
+}
+
+/* ======================= Process set-up ======================= */
+
+static void emit(const struct qs_audit_rec *rec);
+
+/* fork: the child must not inherit a table lock held by another thread of the
+ * parent, so the lock is taken around fork (jemalloc's prefork/postfork triple). */
+static void prefork(void)
+{
+    pthread_mutex_lock(&rt.conns.lock);
+}
+static void postfork_parent(void)
+{
+    pthread_mutex_unlock(&rt.conns.lock);
+}
+static void postfork_child(void)
+{
+    qs_table_atfork_child(&rt.conns);
+    pthread_mutex_init(&rt.log_lock, NULL);
+    rt.env.pid = (int)getpid();
+}
+
+static const char *basename_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static int program_enabled(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    snprintf(rt.prog, sizeof rt.prog, "%s", program_invocation_short_name);
+    return qs_config_program_enabled(&rt.cfg, rt.prog, n > 0 ? basename_of(exe) : NULL);
+}
+
+static void init(void)
+{
+    const char *v = getenv("QSHIM_DEBUG");
+    qs_diag_debug = v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+    v = getenv("QSHIM_DISABLE"); /* checked first so that a disabled process reads no file */
+    if (v != NULL && *v != '\0' && strcmp(v, "0") != 0)
+        return;
+
+    qs_config_defaults(&rt.cfg);
+    char path[QS_CFG_PATH_MAX], err[QS_CFG_ERR_MAX];
+    if (qs_config_find(path, sizeof path) == 0 && qs_config_load_file(path, &rt.cfg, err, sizeof err) != 0) {
+        qs_diag("%s; passing everything through", err);
+        return;
+    }
+    if (qs_config_apply_env(&rt.cfg, err, sizeof err) != 0)
+        qs_diag("%s", err);
+    if (!rt.cfg.enabled || !program_enabled())
+        return;
+    if (qs_table_init(&rt.conns) != 0) {
+        qs_diag("out of memory at start; passing everything through");
+        return;
+    }
+    snprintf(rt.log_path, sizeof rt.log_path, "%s", rt.cfg.log.path);
+
+    rt.env.real = &rt.real;
+    rt.env.prog = rt.prog;
+    rt.env.pid = (int)getpid();
+    rt.env.region = rt.cfg.region;
+    rt.env.max_buffer = MAX_BUFFER_DEFAULT;
+    rt.env.emit = emit;
+    pthread_atfork(prefork, postfork_parent, postfork_child);
+    qs_debug("active in %s (config: %s, log: %s)", rt.prog, rt.cfg.source[0] ? rt.cfg.source : "defaults",
+             rt.log_path);
+    rt.active = 1;
+}
+
+static int active(void)
+{
+    pthread_once(&rt.once, init);
+    return rt.active;
+}
+
+/* ======================= Audit log ======================= */
+
+static void emit(const struct qs_audit_rec *rec)
+{
+    char line[2048];
+    size_t n = qs_audit_format(rec, line, sizeof line);
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&rt.log_lock);
+    if (rt.log_fd < 0 && !rt.log_failed) {
+        rt.log_fd = qs_audit_open(rt.log_path);
+        if (rt.log_fd < 0) {
+            rt.log_failed = 1;
+            qs_diag("cannot open audit log %s: %s; not logging", rt.log_path, strerror(errno));
+        }
+    }
+    int fd = rt.log_fd;
+    pthread_mutex_unlock(&rt.log_lock);
+    if (fd >= 0 && qs_audit_write(fd, line, n) != 0 && !rt.log_failed) {
+        rt.log_failed = 1;
+        qs_diag("cannot write audit log %s: %s", rt.log_path, strerror(errno));
+    }
+}
+
+/* ======================= Connection lookup ======================= */
+
+/* The DashScope host of a new connection: SNI, else the Host header of its first
+ * request (a client connecting by address sends no SNI). Returns the state to use,
+ * IGNORED, or NULL when it cannot tell yet (no SNI and no request bytes). */
+static struct qs_conn *classify(SSL *s, const char *first, size_t n)
+{
+    if (rt.real.SSL_is_server(s))
+        return IGNORED;
+    const char *host = rt.real.SSL_get_servername(s, 0);
+    size_t len = host ? strlen(host) : 0;
+    struct qs_http_request req;
+    if (host == NULL && first != NULL && qs_http_parse_request(first, n, &req) > 0 && req.host != NULL) {
+        host = req.host;
+        len = req.host_len;
+    }
+    if (host == NULL)
+        return first == NULL ? NULL : IGNORED;
+    const char *colon = memchr(host, ':', len);
+    size_t name_len = colon ? (size_t)(colon - host) : len;
+    if (!qs_config_host_matches(&rt.cfg, host, name_len))
+        return IGNORED;
+    struct qs_conn *c = qs_conn_new(s, host, len);
+    if (c == NULL) {
+        qs_diag("out of memory; passing a connection through");
+        return IGNORED;
+    }
+    qs_debug("DashScope connection to %.*s", (int)len, host);
+    return c;
+}
+
+static struct qs_conn *lookup(SSL *s, const char *first, size_t n)
+{
+    struct qs_conn *c = qs_table_get(&rt.conns, s);
+    if (c != NULL)
+        return c;
+    c = classify(s, first, n);
+    if (c != NULL && qs_table_put(&rt.conns, s, c) != 0 && c != IGNORED) {
+        qs_conn_free(c, &rt.env);
+        c = IGNORED;
+    }
+    return c;
+}
+
+static void drop(SSL *s)
+{
+    struct qs_conn *c = qs_table_take(&rt.conns, s);
+    if (c != NULL && c != IGNORED)
+        qs_conn_free(c, &rt.env);
+}
+
+/* ======================= Hooks ======================= */
+
+static int handshake(SSL *s, int (*fn)(SSL *))
+{
+    if (in_qs || !active())
+        return fn(s);
+    in_qs = 1;
+    struct qs_conn *c = qs_table_get(&rt.conns, s);
+    /* An SSL* we knew as established but that handshakes again was freed behind our
+     * back and its address reused: start afresh. IGNORED ones are cheap to redo. */
+    if (c != NULL && !rt.real.SSL_is_init_finished(s) && (c == IGNORED || qs_conn_established(c))) {
+        drop(s);
+        c = NULL;
+    }
+    if (c == NULL)
+        c = lookup(s, NULL, 0);
+    if (c != NULL && c != IGNORED)
+        qs_conn_before_handshake(c, &rt.env);
+    in_qs = 0;
+    int rc = fn(s);
+    if (c != NULL && c != IGNORED) {
+        in_qs = 1;
+        qs_conn_after_handshake(c, &rt.env, rc);
+        in_qs = 0;
+    }
+    return rc;
+}
+
+QS_EXPORT int SSL_connect(SSL *s)
+{
+    const struct qs_real *r = real();
+    return r->SSL_connect ? handshake(s, r->SSL_connect) : missing("SSL_connect");
+}
+
+QS_EXPORT int SSL_do_handshake(SSL *s)
+{
+    const struct qs_real *r = real();
+    return r->SSL_do_handshake ? handshake(s, r->SSL_do_handshake) : missing("SSL_do_handshake");
+}
+
+/* The write hooks share one path; <ex> selects which real function answers. */
+static int write_common(SSL *s, int ex, const void *buf, size_t num, size_t *written)
+{
+    in_qs = 1;
+    struct qs_conn *c = lookup(s, buf, num);
+    int rc = -2; /* not ours */
+    if (c != NULL && c != IGNORED)
+        rc = qs_conn_write(c, &rt.env, ex, buf, num, written);
+    in_qs = 0;
+    return rc;
+}
+
+QS_EXPORT int SSL_write(SSL *s, const void *buf, int num)
+{
+    const struct qs_real *r = real();
+    if (r->SSL_write == NULL)
+        return missing("SSL_write");
+    if (in_qs || num <= 0 || !active())
+        return r->SSL_write(s, buf, num);
+    size_t w = 0;
+    int rc = write_common(s, 0, buf, (size_t)num, &w);
+    if (rc == -2)
+        return r->SSL_write(s, buf, num);
+    return rc == 1 ? (int)w : rc;
+}
+
+QS_EXPORT int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written)
+{
+    const struct qs_real *r = real();
+    if (r->SSL_write_ex == NULL)
+        return missing("SSL_write_ex") + 1;
+    if (in_qs || num == 0 || !active())
+        return r->SSL_write_ex(s, buf, num, written);
+    size_t w = 0;
+    int rc = write_common(s, 1, buf, num, &w);
+    if (rc == -2)
+        return r->SSL_write_ex(s, buf, num, written);
+    if (rc == 1 && written != NULL)
+        *written = w;
+    return rc == 1 ? 1 : 0;
+}
+
+static struct qs_conn *ours(SSL *s)
+{
+    if (in_qs || !active())
+        return NULL;
+    struct qs_conn *c = qs_table_get(&rt.conns, s);
+    return c == IGNORED ? NULL : c;
+}
+
+QS_EXPORT int SSL_read(SSL *s, void *buf, int num)
+{
+    const struct qs_real *r = real();
+    if (r->SSL_read == NULL)
+        return missing("SSL_read");
+    struct qs_conn *c = num > 0 ? ours(s) : NULL;
+    if (c == NULL)
+        return r->SSL_read(s, buf, num);
+    size_t got = 0;
+    in_qs = 1;
+    int rc = qs_conn_read(c, &rt.env, 0, buf, (size_t)num, &got);
+    in_qs = 0;
+    return rc == 1 ? (int)got : rc;
+}
+
+QS_EXPORT int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes)
+{
+    const struct qs_real *r = real();
+    if (r->SSL_read_ex == NULL)
+        return missing("SSL_read_ex") + 1;
+    struct qs_conn *c = num > 0 ? ours(s) : NULL;
+    if (c == NULL)
+        return r->SSL_read_ex(s, buf, num, readbytes);
+    size_t got = 0;
+    in_qs = 1;
+    int rc = qs_conn_read(c, &rt.env, 1, buf, num, &got);
+    in_qs = 0;
+    if (rc == 1 && readbytes != NULL)
+        *readbytes = got;
+    return rc == 1 ? 1 : 0;
+}
+
+/* Bytes we hold for the program are invisible to poll(); counting them here keeps
+ * programs that ask SSL_pending before polling (curl, CPython) from waiting for
+ * data they already have. */
+QS_EXPORT int SSL_pending(const SSL *s)
+{
+    const struct qs_real *r = real();
+    if (r->SSL_pending == NULL)
+        return 0;
+    int n = r->SSL_pending(s);
+    struct qs_conn *c = ours((SSL *)s);
+    if (c != NULL) {
+        size_t held = qs_conn_pending(c);
+        n = held > (size_t)(INT_MAX - n) ? INT_MAX : n + (int)held;
+    }
+    return n;
+}
+
+QS_EXPORT int SSL_has_pending(const SSL *s)
+{
+    const struct qs_real *r = real();
+    if (r->SSL_has_pending == NULL)
+        return 0;
+    struct qs_conn *c = ours((SSL *)s);
+    return (c != NULL && qs_conn_pending(c) > 0) || r->SSL_has_pending(s);
+}
+
+QS_EXPORT void SSL_free(SSL *s)
+{
+    const struct qs_real *r = real();
+    if (s != NULL && !in_qs && active()) {
+        in_qs = 1;
+        drop(s);
+        in_qs = 0;
+    }
+    if (r->SSL_free != NULL)
+        r->SSL_free(s);
+    else
+        missing("SSL_free");
+}

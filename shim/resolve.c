@@ -1,0 +1,55 @@
+/* resolve.c - find the real SSL_* functions (see resolve.h).
+ *
+ * Order: dlsym(RTLD_NEXT) works when libssl is in the global scope (curl links it).
+ * Under Python, libssl arrives with _ssl via dlopen(RTLD_LOCAL): RTLD_NEXT finds
+ * nothing and a shim that calls that NULL crashes the interpreter (SPEC section 10),
+ * so we then ask the libssl that is already loaded, without loading anything.
+ * SPDX-License-Identifier: MIT
+ */
+#include "resolve.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+static const char *const names[] = {
+    "SSL_write",      "SSL_write_ex",        "SSL_read",
+    "SSL_read_ex",    "SSL_free",            "SSL_connect",
+    "SSL_do_handshake", "SSL_pending",       "SSL_has_pending",
+    "SSL_get_servername", "SSL_set_alpn_protos", "SSL_get0_alpn_selected",
+    "SSL_is_init_finished", "SSL_get_error", "SSL_is_server",
+};
+#define NNAMES (sizeof names / sizeof names[0])
+
+_Static_assert(sizeof(struct qs_real) == NNAMES * sizeof(void *), "names[] must match struct qs_real");
+
+static void *lookup(void *handle, const char *name, void *self)
+{
+    void *p = dlsym(handle, name);
+    return p == self ? NULL : p;
+}
+
+int qs_resolve(struct qs_real *r, void *const self[9])
+{
+    void *slots[NNAMES];
+    void *libssl = NULL;
+    int missing = 0;
+
+    memcpy(slots, r, sizeof slots);
+    for (size_t i = 0; i < NNAMES; i++) {
+        void *own = i < 9 ? self[i] : NULL;
+        if (slots[i] != NULL)
+            continue;
+        slots[i] = lookup(RTLD_NEXT, names[i], own);
+        if (slots[i] == NULL) {
+            if (libssl == NULL)
+                libssl = dlopen("libssl.so.3", RTLD_LAZY | RTLD_NOLOAD);
+            if (libssl != NULL)
+                slots[i] = lookup(libssl, names[i], own);
+        }
+        missing |= slots[i] == NULL;
+    }
+    /* dlopen(RTLD_NOLOAD) took a reference; libssl stays loaded as long as the
+     * program uses it anyway, so the handle is deliberately kept. */
+    memcpy(r, slots, sizeof slots);
+    return missing ? -1 : 0;
+}

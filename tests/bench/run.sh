@@ -1,0 +1,161 @@
+#!/bin/sh
+# run.sh BUILD_DIR - `make bench`: what libqshim costs a process, measured against qshim-mock.
+# Every figure is taken with and without the shim in the same run, interleaved over several
+# rounds (alternating which goes first), and the medians are compared. The machine is shared
+# and noisy, so the figures are printed next to their targets and never asserted.
+# SPDX-License-Identifier: MIT
+set -u
+B=$(cd "${1:-build}" && pwd)
+SHIM=$B/libqshim.so
+CLIENT=$B/tests/bench_client
+PY=/usr/bin/python3 # Debian's python, which has python3-requests
+BULK=$((1024 * 1024 * 1024))
+NREQ=2000
+NPY=200
+BULK_ROUNDS=3
+REQ_ROUNDS=5
+
+for f in "$SHIM" "$CLIENT" "$B/qshim-mock"; do
+    [ -f "$f" ] || { echo "bench: $f missing; run make bench" >&2; exit 1; }
+done
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/qshim-bench.XXXXXX")
+MOCK_PID=
+cleanup() {
+    [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
+    -subj "/CN=dashscope.aliyuncs.com" \
+    -addext "subjectAltName=DNS:dashscope.aliyuncs.com,DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1 ||
+    { echo "bench: cannot make a certificate" >&2; exit 1; }
+CA=$WORK/cert.pem
+"$B/qshim-mock" --cert "$CA" --key "$WORK/key.pem" --port 0 \
+    >"$WORK/mock.out" 2>"$WORK/mock.err" &
+MOCK_PID=$!
+PORT=
+i=0
+while [ -z "$PORT" ] && [ $i -lt 100 ]; do
+    sleep 0.05
+    PORT=$(sed -n 's/^PORT=//p' "$WORK/mock.out")
+    i=$((i + 1))
+done
+[ -n "$PORT" ] || { echo "bench: qshim-mock did not start:" >&2; cat "$WORK/mock.err" >&2; exit 1; }
+
+# Two configs. The client always connects as localhost: "ds" makes that a DashScope host (every
+# request recognised, parsed and logged; limits far above what the bench sends, so nothing is
+# paced), "pt" does not (pass-through: the per-call cost of a foreign connection).
+printf 'hosts = [ "localhost" ];\nlimits = ( { model = "qwen-plus"; rpm = 1e9; tpm = 1e11; } );\n' \
+    >"$WORK/ds.conf"
+printf 'hosts = [ "dashscope.aliyuncs.com" ];\n' >"$WORK/pt.conf"
+URL=https://localhost:$PORT
+CHAT=/compatible-mode/v1/chat/completions
+BODY='{"model":"qwen-plus","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":16}'
+export SSL_CERT_FILE=$CA
+
+# shim CONF CMD...: runs CMD with the shim preloaded under config CONF, logging to $WORK/audit.jsonl
+shim() {
+    conf=$1
+    shift
+    LD_PRELOAD=$SHIM QSHIM_CONFIG=$WORK/$conf.conf QSHIM_LOG=$WORK/audit.jsonl "$@"
+}
+# plain CONF CMD...: runs CMD as it is (CONF ignored; same shape as shim)
+plain() {
+    shift
+    "$@"
+}
+# field KEY: the value of KEY=... in the output on stdin
+field() { tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
+# record NAME VALUE: appends VALUE (if any) to the sample file of NAME
+record() { [ -n "$2" ] && echo "$2" >>"$WORK/s.$1"; }
+median() { sort -n "$WORK/s.$1" 2>/dev/null | awk '{v[NR] = $1} END {if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+now_ns() { date +%s%N; }
+# each ROUND: "plain shim" on odd rounds, "shim plain" on even ones
+order() { if [ $(($1 % 2)) -eq 1 ]; then echo "plain shim"; else echo "shim plain"; fi; }
+# recognised: how many requests the shim logged as recognised since the last call
+recognised() {
+    n=$(grep -c '"event":"request"' "$WORK/audit.jsonl" 2>/dev/null)
+    rm -f "$WORK/audit.jsonl"
+    echo "${n:-0}"
+}
+fail() { echo "bench: $*" >&2; echo "$*" >>"$WORK/notes"; }
+
+cat >"$WORK/py.py" <<'EOF'
+import sys, requests
+url, body, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with requests.Session() as s:
+    for _ in range(n):
+        r = s.post(url, data=body, headers={"Content-Type": "application/json"})
+        r.raise_for_status()
+        r.content
+with open("/proc/self/status") as f:
+    print(" ".join("rss vmhwm_kb=" + l.split()[1] for l in f if l.startswith("VmHWM:")))
+EOF
+
+echo "qshim bench: mock on port $PORT, $BULK_ROUNDS bulk rounds of $BULK bytes, $REQ_ROUNDS request rounds of $NREQ"
+r=1
+while [ $r -le $BULK_ROUNDS ]; do
+    for m in $(order $r); do
+        o=$($m pt "$CLIENT" bulk localhost "$PORT" $BULK 2>&1) || fail "bulk ($m): $o"
+        record bulk.$m "$(echo "$o" | field mb_s)"
+        o=$($m pt curl -s -o /dev/null -w ' speed=%{speed_download}\n' "$URL/bulk?bytes=$BULK" 2>&1) ||
+            fail "curl bulk ($m): $o"
+        record curlbulk.$m "$(echo "$o" | field speed | awk '{printf "%.1f", $1 / 1e6}')"
+    done
+    printf '.'
+    r=$((r + 1))
+done
+[ "$(recognised)" -eq 0 ] || fail "the pass-through config recognised a /bulk request"
+
+r=1
+while [ $r -le $REQ_ROUNDS ]; do
+    for m in $(order $r); do
+        o=$($m ds "$CLIENT" requests localhost "$PORT" $NREQ 2>&1) || fail "requests ($m): $o"
+        record req50.$m "$(echo "$o" | field p50_us)"
+        record req99.$m "$(echo "$o" | field p99_us)"
+        record rss.$m "$(echo "$o" | field vmhwm_kb)"
+        t0=$(now_ns)
+        $m ds curl -s -H 'Content-Type: application/json' -d "$BODY" "$URL$CHAT?i=[1-$NREQ]" >/dev/null 2>&1 ||
+            fail "curl requests ($m) failed"
+        record curlreq.$m "$((($(now_ns) - t0) / NREQ / 1000))"
+        if [ $r -le 3 ]; then
+            o=$($m ds "$PY" "$WORK/py.py" "$URL$CHAT" "$BODY" $NPY 2>&1) || fail "python ($m): $o"
+            record pyrss.$m "$(echo "$o" | field vmhwm_kb)"
+        fi
+        if [ "$m" = shim ]; then
+            n=$(recognised)
+            want=$((2 * NREQ + (r <= 3 ? NPY : 0)))
+            [ "$n" -eq "$want" ] || fail "round $r: the shim recognised $n of $want requests"
+        fi
+    done
+    printf '.'
+    r=$((r + 1))
+done
+echo
+
+# row METRIC SAMPLE KIND TARGET: one table line from the medians of SAMPLE.plain and SAMPLE.shim;
+# KIND "ratio" prints with/without, "diff" prints with-without
+row() {
+    a=$(median "$2.plain")
+    b=$(median "$2.shim")
+    c=$(awk -v a="${a:-0}" -v b="${b:-0}" -v k="$3" 'BEGIN {
+        if (a == "" || b == "" || a == 0) print "-"
+        else if (k == "ratio") printf "%.3f", b / a
+        else printf "%+.1f", b - a }')
+    printf '%-44s %10s %10s %10s  %s\n' "$1" "${a:--}" "${b:--}" "$c" "$4"
+}
+printf '%-44s %10s %10s %10s  %s\n' "metric (medians)" without with "ratio/diff" target
+row "(a) bulk 1 GiB pass-through, bench MB/s" bulk ratio ">= 0.99"
+row "(a) bulk 1 GiB pass-through, curl MB/s" curlbulk ratio ">= 0.99"
+row "(b) request p50 us, bench (2000/round)" req50 diff "<= +50"
+row "(b) request p99 us, bench" req99 diff "-"
+row "(b) request us, curl total/N (2000 URLs)" curlreq diff "<= +50"
+row "(c) VmHWM KiB, bench after 2000 requests" rss diff "<= +1024"
+row "(c) VmHWM KiB, python3 requests x200" pyrss diff "<= +1024"
+if [ -f "$WORK/notes" ]; then
+    echo "problems during the run (figures above may be incomplete):"
+    sed 's/^/  /' "$WORK/notes"
+fi
+exit 0

@@ -1,0 +1,54 @@
+#!/bin/sh
+# test_process.sh - processes as programs really run: threads sharing a client, fork
+# (the child re-initialises), exec (the child decides for itself), many processes
+# appending to one audit log.
+. "$(dirname "$0")/lib.sh"
+qs_setup
+start_mock
+URL=https://localhost:$MOCK_PORT/compatible-mode/v1/chat/completions
+REQ='{"messages":[{"role":"user","content":"hi"}],"model":"qwen-plus"}'
+
+cat >"$WORK/fork.py" <<PYEOF
+import os, sys, requests
+def call():
+    r = requests.post("$URL", data='$REQ', verify="$CA")
+    assert r.status_code == 200 and b"chat.completion" in r.content, r.content
+s = requests.Session()
+s.post("$URL", data='$REQ', verify="$CA")          # the parent has a live connection at fork
+pids = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        call(); call(); call()                          # new connections in the child
+        os._exit(0)
+    pids.append(pid)
+ok = all(os.waitpid(p, 0)[1] == 0 for p in pids)
+call()
+print("forks ok" if ok else "a child failed")
+PYEOF
+: >"$QSHIM_LOG"
+with_shim $PY "$WORK/fork.py" >"$WORK/out" 2>&1
+check "fork: parent and children all got their answers" grep -q "forks ok" "$WORK/out"
+check "fork: 11 requests logged by 4 distinct pids" \
+    test "$(log_json "(len(recs), len(set(r['pid'] for r in recs)), all(r['status']==200 for r in recs))")" = "(11, 4, True)"
+
+cat >"$WORK/exec.py" <<PYEOF
+import os, requests
+requests.post("$URL", data='$REQ', verify="$CA")
+os.execvp("curl", ["curl", "-sS", "--cacert", "$CA", "$URL", "-d", '$REQ'])
+PYEOF
+: >"$QSHIM_LOG"
+with_shim $PY "$WORK/exec.py" >"$WORK/out" 2>&1
+check "exec: python then the curl it became are both logged, under their own names" \
+    test "$(log_json "sorted(r['prog'] for r in recs)")" = "['curl', 'python3']"
+
+# 8 processes x 10 requests appending to one log: every line whole
+: >"$QSHIM_LOG"
+pids=""
+for i in 1 2 3 4 5 6 7 8; do
+    with_shim $PY "$QS_ROOT/tests/integration/clients.py" requests "https://localhost:$MOCK_PORT" keepalive 10 >/dev/null 2>&1 &
+    pids="$pids $!"
+done
+for p in $pids; do wait "$p"; done
+check "8 processes share one log: 80 whole JSON lines" test "$(log_json "len(recs)")" = 80
+qs_done
