@@ -47,10 +47,12 @@ static const struct {
     {"us-east-1", "us"},          {"eu-central-1", "eu"},     {"cn-hongkong", "cn-hongkong"},
 };
 
+/* <s> is <suffix> or ends in "." <suffix>: a whole-label match, so that
+ * "xdashscope-intl.aliyuncs.com" is not taken for "dashscope-intl.aliyuncs.com". */
 static int ends_with_ci(const char *s, size_t len, const char *suffix)
 {
     size_t n = strlen(suffix);
-    return len >= n && strncasecmp(s + len - n, suffix, n) == 0;
+    return len >= n && strncasecmp(s + len - n, suffix, n) == 0 && (len == n || s[len - n - 1] == '.');
 }
 
 static int set_region(const char *name, char *out, size_t outlen)
@@ -67,7 +69,7 @@ int qs_ds_region_from_host(const char *host, size_t len, char *out, size_t outle
     if (len > 0 && host[len - 1] == '.') /* absolute name */
         len--;
 
-    if (ends_with_ci(host, len, ".maas.aliyuncs.com")) {
+    if (ends_with_ci(host, len, "maas.aliyuncs.com") && len > strlen(".maas.aliyuncs.com")) {
         /* the label just before ".maas" is the region id */
         size_t end = len - strlen(".maas.aliyuncs.com");
         size_t start = end;
@@ -82,6 +84,8 @@ int qs_ds_region_from_host(const char *host, size_t len, char *out, size_t outle
     }
     if (ends_with_ci(host, len, "cn-hongkong.dashscope.aliyuncs.com"))
         return set_region("cn-hongkong", out, outlen);
+    if (ends_with_ci(host, len, "coding-intl.dashscope.aliyuncs.com")) /* Coding Plan, Singapore */
+        return set_region("intl", out, outlen);
     if (ends_with_ci(host, len, "dashscope-intl.aliyuncs.com"))
         return set_region("intl", out, outlen);
     if (ends_with_ci(host, len, "dashscope-us.aliyuncs.com"))

@@ -386,8 +386,13 @@ static void check_rec(struct fx *f, int i, const struct want *w)
 /* The record of a POST to <path> for qwen-plus with the given outcome (0 / -1: null). */
 static struct want posted(const char *event, const char *path, int status, int64_t input, int64_t output)
 {
-    return (struct want){.event = event, .method = "POST", .path = path, .model = "qwen-plus",
-                         .status = status, .input = input, .output = output};
+    return (struct want){.event = event,
+                         .method = "POST",
+                         .path = path,
+                         .model = "qwen-plus",
+                         .status = status,
+                         .input = input,
+                         .output = output};
 }
 
 static void check_posted(struct fx *f, int i, const char *event, const char *path, int status, int64_t input,
@@ -398,7 +403,8 @@ static void check_posted(struct fx *f, int i, const char *event, const char *pat
 }
 
 /* The record of a connection, or of bytes, that never were a request. */
-static const struct want bare_passthrough = {.event = "passthrough", .reason = ANY, .input = -1, .output = -1};
+static const struct want bare_passthrough = {
+    .event = "passthrough", .reason = ANY, .input = -1, .output = -1};
 
 /* ==== Fixture and connection life ==== */
 
@@ -600,7 +606,6 @@ static void test_alpn_http11_once(void **state)
 static void h2_case(struct fx *f)
 {
     static const char frame[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    char buf[64];
     size_t w = 0;
 
     conn_open(f, HOST);
@@ -628,7 +633,7 @@ static void h2_case(struct fx *f)
     struct bytes ans = {0};
     make_answer(&ans, "HTTP/1.1 200 OK\r\n", chat_answer, A_LENGTH);
     script_answer(f, &ans, 0, 0, ERR_ZERO_RETURN);
-    read_all(f, sizeof buf);
+    read_all(f, 64);
     conn_close(f);
     assert_int_equal(f->nrecs, 1);
     bytes_free(&ans);
@@ -733,7 +738,7 @@ static void big_case(struct fx *f)
     assert_server(f, r.want.p, r.want.len);
     conn_close(f);
     assert_int_equal(f->nrecs, 1);
-    w = posted("request", CHAT, 0, -1, -1);
+    struct want w = posted("request", CHAT, 0, -1, -1);
     w.model = "qwen-max";
     w.reason = ANY;
     check_rec(f, 0, &w);
@@ -755,7 +760,7 @@ static void chunked_case(struct fx *f)
     write_pieces(f, r.orig.p, r.orig.len, 5, &r.want, 1);
     assert_server(f, r.want.p, r.want.len);
     conn_close(f);
-    w = posted("request", CHAT, 0, -1, -1);
+    struct want w = posted("request", CHAT, 0, -1, -1);
     w.reason = ANY;
     check_rec(f, 0, &w);
     assert_int_equal(f->recs[0].est_tokens, CHAT_EST);
@@ -780,7 +785,7 @@ static void get_case(struct fx *f)
     script_answer(f, &ans, 0, -1, ERR_WANT_READ);
     read_all(f, 4096);
     assert_int_equal(f->nrecs, 1);
-    w = posted("request", "/api/v1/tasks/x", 200, -1, -1);
+    struct want w = posted("request", "/api/v1/tasks/x", 200, -1, -1);
     w.method = "GET";
     w.model = NULL;
     check_rec(f, 0, &w);
@@ -832,7 +837,7 @@ static void pipeline_case(struct fx *f)
         read_all(f, 4096);
         assert_int_equal(f->nrecs, 2);
         check_posted(f, 0, "request", CHAT, 200, 22, 17);
-        w = posted("request", CHAT, 200, 5, 6);
+        struct want w = posted("request", CHAT, 200, 5, 6);
         w.model = "qwen-turbo";
         check_rec(f, 1, &w);
     }
@@ -897,7 +902,7 @@ static void other_path_case(struct fx *f)
     script_answer(f, &ans, 0, 0, ERR_ZERO_RETURN);
     read_all(f, 4096);
     assert_int_equal(f->nrecs, 1);
-    w = posted("passthrough", "/v1/other", 200, 22, 17);
+    struct want w = posted("passthrough", "/v1/other", 200, 22, 17);
     w.model = NULL;
     w.reason = ANY;
     check_rec(f, 0, &w);
@@ -1056,7 +1061,7 @@ static void over_limit_case(struct fx *f)
      * documented Accept-Encoding rewrite) and the body reach the server unchanged and in
      * order; the request is logged as "passthrough" and its answer is still observed. */
     send_over_limit(f);
-    w = posted("passthrough", CHAT, 200, 22, 17);
+    struct want w = posted("passthrough", CHAT, 200, 22, 17);
     w.reason = ANY;
     w.stream = f->recs[0].stream;
     check_rec(f, 0, &w);
@@ -1068,7 +1073,7 @@ static void over_limit_stream_case(struct fx *f)
 {
     send_over_limit(f);
     /* Assumption: "stream": true seen before the limit is still logged (SPEC §7 "stream"). */
-    w = posted("passthrough", CHAT, 200, 22, 17);
+    struct want w = posted("passthrough", CHAT, 200, 22, 17);
     w.reason = ANY;
     w.stream = 1;
     check_rec(f, 0, &w);
@@ -1107,22 +1112,36 @@ static void test_unholdable_write(void **state) { for_each_api(*state, unheld_ca
 
 /* ==== Read side ==== */
 
-/* One request and its answer, and the record that must come of them. */
-struct exchange_case {
+/* The requests the answer tests send, all for qwen-plus. */
+struct req_kind {
     const char *path, *body;
-    int flags;           /* RQ_* */
+    int flags; /* RQ_* */
+};
+
+static const char stream_body[] =
+    "{\"model\":\"qwen-plus\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}],"
+    "\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+static const char native_body[] =
+    "{\"model\":\"qwen-plus\",\"input\":{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]},"
+    "\"parameters\":{\"incremental_output\":true}}";
+static const struct req_kind chat_req = {CHAT, chat_body, 0};
+static const struct req_kind stream_req = {CHAT, stream_body, 0};
+static const struct req_kind native_req = {NATIVE, native_body, RQ_SSE};
+
+/* One request and the server's answer to it. */
+struct exchange_case {
+    const struct req_kind *req;
     const char *prelude; /* bytes before the answer (an interim 100), or NULL */
     const char *head;    /* status line and headers, without framing */
     const char *answer;  /* body payload */
     enum framing framing;
-    int end_rc, end_err; /* how the read ends after the answer */
     size_t cut;          /* if > 0, the server stops after this many payload bytes */
-    struct want want;
+    int end_rc, end_err; /* how the read ends after the answer (0, 0: a clean close) */
 };
 
 /* Runs <x> for both APIs and read slices of every size from 1 byte to all: the program
- * must get the answer unchanged, and exactly one record must match <x->want>. */
-static void check_exchange(struct fx *f, const struct exchange_case *x)
+ * must get the answer unchanged, and exactly one record must match <want>. */
+static void check_exchange(struct fx *f, const struct exchange_case *x, const struct want *want)
 {
     static const size_t slices[] = {0, 1, 2, 7, 100};
     struct bytes ans = {0};
@@ -1133,16 +1152,16 @@ static void check_exchange(struct fx *f, const struct exchange_case *x)
     make_answer(&ans, x->head, x->answer, x->framing);
     if (x->cut > 0)
         ans.len -= strlen(x->answer) - x->cut;
-    make_req(&r, "POST", x->path, x->body, x->flags);
+    make_req(&r, "POST", x->req->path, x->req->body, x->req->flags);
     for (f->ex = 0; f->ex <= 1; f->ex++) {
         for (size_t s = 0; s < sizeof slices / sizeof slices[0]; s++) {
             conn_open(f, HOST);
             snprintf(f->ctx, sizeof f->ctx, "ex=%d read slice=%zu", f->ex, slices[s]);
             send_req(f, &r);
-            script_answer(f, &ans, slices[s], x->end_rc, x->end_err);
+            script_answer(f, &ans, slices[s], x->end_rc, x->end_err ? x->end_err : ERR_ZERO_RETURN);
             read_all(f, 4096);
             assert_int_equal(f->nrecs, 1);
-            check_rec(f, 0, &x->want);
+            check_rec(f, 0, want);
             conn_close(f);
             assert_int_equal(f->nrecs, 1);
         }
@@ -1151,127 +1170,76 @@ static void check_exchange(struct fx *f, const struct exchange_case *x)
     bytes_free(&ans);
 }
 
-static const char native_body[] =
-    "{\"model\":\"qwen-plus\",\"input\":{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]},"
-    "\"parameters\":{\"incremental_output\":true}}";
-static const char stream_body[] =
-    "{\"model\":\"qwen-plus\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}],"
-    "\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
-
 static void test_answer_content_length(void **state)
 {
+    const struct exchange_case x = {.req = &chat_req, .head = JSON_HEAD, .answer = chat_answer};
+    struct want w = posted("request", CHAT, 200, 22, 17);
+
     /* Assumption: a Content-Length JSON answer gives status 200 and its usage. */
-    check_exchange(*state, &(struct exchange_case){.path = CHAT,
-                                                   .body = chat_body,
-                                                   .head = JSON_HEAD,
-                                                   .answer = chat_answer,
-                                                   .framing = A_LENGTH,
-                                                   .end_err = ERR_WANT_READ,
-                                                   .end_rc = -1,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = CHAT,
-                                                            .model = "qwen-plus",
-                                                            .status = 200,
-                                                            .input = 22,
-                                                            .output = 17}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_chunked(void **state)
 {
+    const struct exchange_case x = {
+        .req = &chat_req, .head = JSON_HEAD, .answer = chat_answer, .framing = A_CHUNKED};
+    struct want w = posted("request", CHAT, 200, 22, 17);
+
     /* Assumption: the same answer in 50-byte chunks gives the same facts. */
-    check_exchange(*state, &(struct exchange_case){.path = CHAT,
-                                                   .body = chat_body,
-                                                   .head = JSON_HEAD,
-                                                   .answer = chat_answer,
-                                                   .framing = A_CHUNKED,
-                                                   .end_err = ERR_ZERO_RETURN,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = CHAT,
-                                                            .model = "qwen-plus",
-                                                            .status = 200,
-                                                            .input = 22,
-                                                            .output = 17}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_compat_429(void **state)
 {
     static const char body[] = "{\"error\":{\"message\":\"You have exceeded your current request limit.\","
                                "\"type\":\"limit_requests\",\"code\":\"limit_requests\"}}";
+    const struct exchange_case x = {
+        .req = &chat_req,
+        .head = "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n",
+        .answer = body};
+    struct want w = posted("request", CHAT, 429, -1, -1);
+
+    w.code = "limit_requests";
     /* Assumption: a compatible-mode 429 gives its status and error.code. */
-    check_exchange(*state, &(struct exchange_case){
-                               .path = CHAT,
-                               .body = chat_body,
-                               .head = "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n",
-                               .answer = body,
-                               .framing = A_LENGTH,
-                               .end_err = ERR_ZERO_RETURN,
-                               .want = {.event = "request",
-                                        .method = "POST",
-                                        .path = CHAT,
-                                        .model = "qwen-plus",
-                                        .code = "limit_requests",
-                                        .status = 429,
-                                        .input = -1,
-                                        .output = -1}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_native_sse(void **state)
 {
     static const char sse[] =
-        "id:1\nevent:result\n:HTTP_STATUS/"
-        "200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"hi\","
-        "\"role\":\"assistant\"},\"finish_reason\":\"null\"}]},\"usage\":{\"total_tokens\":27,\"output_"
-        "tokens\":1,"
+        "id:1\nevent:result\n:HTTP_STATUS/200\n"
+        "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"hi\",\"role\":\"assistant\"},"
+        "\"finish_reason\":\"null\"}]},\"usage\":{\"total_tokens\":27,\"output_tokens\":1,"
         "\"input_tokens\":26},\"request_id\":\"d30a\"}\n\n"
-        "id:2\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\","
-        "\"role\":\"assistant\"},\"finish_reason\":\"stop\"}]},\"usage\":{\"total_tokens\":92,\"output_"
-        "tokens\":66,"
+        "id:2\nevent:result\n:HTTP_STATUS/200\n"
+        "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\",\"role\":\"assistant\"},"
+        "\"finish_reason\":\"stop\"}]},\"usage\":{\"total_tokens\":92,\"output_tokens\":66,"
         "\"input_tokens\":26},\"request_id\":\"d30a\"}\n\n";
+    const struct exchange_case x = {
+        .req = &native_req, .head = SSE_HEAD, .answer = sse, .framing = A_CHUNKED};
+    struct want w = posted("request", NATIVE, 200, 26, 66);
+
+    w.stream = 1;
     /* Assumption: native SSE usage is cumulative, so the last event's counts are logged;
      * X-DashScope-SSE: enable makes the request a stream. */
-    check_exchange(*state, &(struct exchange_case){.path = NATIVE,
-                                                   .body = native_body,
-                                                   .flags = RQ_SSE,
-                                                   .head = SSE_HEAD,
-                                                   .answer = sse,
-                                                   .framing = A_CHUNKED,
-                                                   .end_err = ERR_ZERO_RETURN,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = NATIVE,
-                                                            .model = "qwen-plus",
-                                                            .status = 200,
-                                                            .stream = 1,
-                                                            .input = 26,
-                                                            .output = 66}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_native_sse_429(void **state)
 {
-    static const char sse[] = "id:1\nevent:error\n:HTTP_STATUS/"
-                              "429\ndata:{\"request_id\":\"70acdc21\",\"code\":\"Throttling.RateQuota\","
+    static const char sse[] = "id:1\nevent:error\n:HTTP_STATUS/429\n"
+                              "data:{\"request_id\":\"70acdc21\",\"code\":\"Throttling.RateQuota\","
                               "\"message\":\"Requests rate limit exceeded, please try again later.\"}\n\n";
+    const struct exchange_case x = {
+        .req = &native_req, .head = SSE_HEAD, .answer = sse, .framing = A_CHUNKED};
+    struct want w = posted("request", NATIVE, 429, -1, -1);
+
+    w.code = "Throttling.RateQuota";
+    w.stream = 1;
     /* Assumption: a native stream that opens with HTTP 200 and an event:error carrying
      * ":HTTP_STATUS/429" is logged as status 429 with its code (dashscope-wire.md §3.1),
      * however the program's reads cut the comment line. */
-    check_exchange(*state, &(struct exchange_case){.path = NATIVE,
-                                                   .body = native_body,
-                                                   .flags = RQ_SSE,
-                                                   .head = SSE_HEAD,
-                                                   .answer = sse,
-                                                   .framing = A_CHUNKED,
-                                                   .end_err = ERR_ZERO_RETURN,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = NATIVE,
-                                                            .model = "qwen-plus",
-                                                            .code = "Throttling.RateQuota",
-                                                            .status = 429,
-                                                            .stream = 1,
-                                                            .input = -1,
-                                                            .output = -1}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_compat_sse(void **state)
@@ -1279,158 +1247,95 @@ static void test_answer_compat_sse(void **state)
     static const char sse[] =
         "data: {\"choices\":[{\"delta\":{\"content\":\"hi\",\"role\":\"assistant\"},\"index\":0}],"
         "\"object\":\"chat.completion.chunk\",\"usage\":null,\"model\":\"qwen-plus\"}\n\n"
-        "data: "
-        "{\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"\"},\"index\":0}],\"usage\":null}"
-        "\n\n"
+        "data: {\"choices\":[{\"finish_reason\":\"stop\",\"delta\":{\"content\":\"\"},\"index\":0}],"
+        "\"usage\":null}\n\n"
         "data: {\"choices\":[],\"object\":\"chat.completion.chunk\",\"usage\":{\"prompt_tokens\":22,"
         "\"completion_tokens\":17,\"total_tokens\":39}}\n\n"
         "data: [DONE]\n\n";
+    const struct exchange_case x = {
+        .req = &stream_req, .head = SSE_HEAD, .answer = sse, .framing = A_CHUNKED};
+    struct want w = posted("request", CHAT, 200, 22, 17);
+
+    w.stream = 1;
     /* Assumption: a compatible stream with include_usage has usage in its last chunk before
      * [DONE]; "stream": true in the body makes the request a stream. */
-    check_exchange(*state, &(struct exchange_case){.path = CHAT,
-                                                   .body = stream_body,
-                                                   .head = SSE_HEAD,
-                                                   .answer = sse,
-                                                   .framing = A_CHUNKED,
-                                                   .end_err = ERR_ZERO_RETURN,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = CHAT,
-                                                            .model = "qwen-plus",
-                                                            .status = 200,
-                                                            .stream = 1,
-                                                            .input = 22,
-                                                            .output = 17}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_after_interim_100(void **state)
 {
+    const struct exchange_case x = {
+        .req = &chat_req, .prelude = CONTINUE, .head = JSON_HEAD, .answer = chat_answer};
+    struct want w = posted("request", CHAT, 200, 22, 17);
+
     /* Assumption: a 100 Continue from the server is passed on and skipped; the answer after
      * it is the one logged. */
-    check_exchange(*state, &(struct exchange_case){.path = CHAT,
-                                                   .body = chat_body,
-                                                   .prelude = CONTINUE,
-                                                   .head = JSON_HEAD,
-                                                   .answer = chat_answer,
-                                                   .framing = A_LENGTH,
-                                                   .end_err = ERR_ZERO_RETURN,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = CHAT,
-                                                            .model = "qwen-plus",
-                                                            .status = 200,
-                                                            .input = 22,
-                                                            .output = 17}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_gzip_unreadable(void **state)
 {
+    const struct exchange_case x = {.req = &chat_req,
+                                    .head = JSON_HEAD "content-encoding: gzip\r\n",
+                                    .answer = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\xae\x05\x00"};
+    struct want w = posted("request", CHAT, 200, -1, -1);
+
     /* Assumption: a server that compresses anyway is passed on unchanged; the record has
      * the status and no tokens. */
-    check_exchange(
-        *state, &(struct exchange_case){.path = CHAT,
-                                        .body = chat_body,
-                                        .head = JSON_HEAD "content-encoding: gzip\r\n",
-                                        .answer = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\xae\x05\x00",
-                                        .framing = A_LENGTH,
-                                        .end_err = ERR_ZERO_RETURN,
-                                        .want = {.event = "request",
-                                                 .method = "POST",
-                                                 .path = CHAT,
-                                                 .model = "qwen-plus",
-                                                 .status = 200,
-                                                 .input = -1,
-                                                 .output = -1}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_until_close(void **state)
 {
+    struct exchange_case x = {.req = &chat_req, .head = JSON_HEAD, .answer = chat_answer, .framing = A_CLOSE};
+    struct want w = posted("request", CHAT, 200, 22, 17);
+
     /* Assumption: an answer framed by the connection's close ends cleanly at EOF, whether
      * with close_notify (ZERO_RETURN) or without (SYSCALL). */
-    struct exchange_case x = {.path = CHAT,
-                              .body = chat_body,
-                              .head = JSON_HEAD,
-                              .answer = chat_answer,
-                              .framing = A_CLOSE,
-                              .end_rc = 0,
-                              .end_err = ERR_ZERO_RETURN,
-                              .want = {.event = "request",
-                                       .method = "POST",
-                                       .path = CHAT,
-                                       .model = "qwen-plus",
-                                       .status = 200,
-                                       .input = 22,
-                                       .output = 17}};
-    check_exchange(*state, &x);
+    check_exchange(*state, &x, &w);
     x.end_rc = -1;
     x.end_err = ERR_SYSCALL;
-    check_exchange(*state, &x);
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_eof_mid_body(void **state)
 {
+    struct exchange_case x = {.req = &chat_req, .head = JSON_HEAD, .answer = chat_answer, .cut = 40};
+    struct want w = posted("request", CHAT, 200, -1, -1);
+
+    w.reason = ANY;
     /* Assumption: a connection that ends inside a Content-Length or chunked body ends the
      * record with the status seen and a reason; the program gets the real EOF result. */
-    struct exchange_case x = {.path = CHAT,
-                              .body = chat_body,
-                              .head = JSON_HEAD,
-                              .answer = chat_answer,
-                              .framing = A_LENGTH,
-                              .cut = 40,
-                              .end_rc = 0,
-                              .end_err = ERR_ZERO_RETURN,
-                              .want = {.event = "request",
-                                       .method = "POST",
-                                       .path = CHAT,
-                                       .model = "qwen-plus",
-                                       .reason = ANY,
-                                       .status = 200,
-                                       .input = -1,
-                                       .output = -1}};
-    check_exchange(*state, &x);
+    check_exchange(*state, &x, &w);
     x.end_rc = -1;
     x.end_err = ERR_SYSCALL;
     x.framing = A_CHUNKED;
-    check_exchange(*state, &x);
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_no_body(void **state)
 {
+    const struct exchange_case x = {.req = &chat_req,
+                                    .head = "HTTP/1.1 204 No Content\r\n",
+                                    .answer = "",
+                                    .framing = A_CLOSE,
+                                    .end_rc = -1,
+                                    .end_err = ERR_WANT_READ};
+    struct want w = posted("request", CHAT, 204, -1, -1);
+
     /* Assumption: a 204 answer has no body and ends with its head. */
-    check_exchange(*state, &(struct exchange_case){.path = CHAT,
-                                                   .body = chat_body,
-                                                   .head = "HTTP/1.1 204 No Content\r\n",
-                                                   .answer = "",
-                                                   .framing = A_CLOSE,
-                                                   .end_rc = -1,
-                                                   .end_err = ERR_WANT_READ,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = CHAT,
-                                                            .model = "qwen-plus",
-                                                            .status = 204,
-                                                            .input = -1,
-                                                            .output = -1}});
+    check_exchange(*state, &x, &w);
 }
 
 static void test_answer_empty_length(void **state)
 {
+    const struct exchange_case x = {
+        .req = &chat_req, .head = JSON_HEAD, .answer = "", .end_rc = -1, .end_err = ERR_WANT_READ};
+    struct want w = posted("request", CHAT, 200, -1, -1);
+
     /* Assumption: an answer with "content-length: 0" ends with its head: it is logged at
      * once, with no reason, even if nothing follows on the connection. */
-    check_exchange(*state, &(struct exchange_case){.path = CHAT,
-                                                   .body = chat_body,
-                                                   .head = JSON_HEAD,
-                                                   .answer = "",
-                                                   .framing = A_LENGTH,
-                                                   .end_rc = -1,
-                                                   .end_err = ERR_WANT_READ,
-                                                   .want = {.event = "request",
-                                                            .method = "POST",
-                                                            .path = CHAT,
-                                                            .model = "qwen-plus",
-                                                            .status = 200,
-                                                            .input = -1,
-                                                            .output = -1}});
+    check_exchange(*state, &x, &w);
 }
 
 static void want_read_case(struct fx *f)
@@ -1475,7 +1380,7 @@ static void unanswered_case(struct fx *f)
     send_req(f, &r);
     conn_close(f);
     assert_int_equal(f->nrecs, 1);
-    w = posted("request", CHAT, 0, -1, -1);
+    struct want w = posted("request", CHAT, 0, -1, -1);
     w.reason = ANY;
     check_rec(f, 0, &w);
     assert_int_equal(f->recs[0].status, 0);
