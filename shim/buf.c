@@ -8,10 +8,8 @@
 
 #define KEEP_MAX (64 * 1024) /* larger buffers are released when emptied */
 
-int qs_buf_append(struct qs_buf *b, const void *data, size_t n)
+int qs_buf_reserve(struct qs_buf *b, size_t n)
 {
-    if (n == 0)
-        return 0;
     if (b->len + n < b->len)
         return -1;
     if (b->len + n > b->cap) {
@@ -27,6 +25,15 @@ int qs_buf_append(struct qs_buf *b, const void *data, size_t n)
         b->p = p;
         b->cap = cap;
     }
+    return 0;
+}
+
+int qs_buf_append(struct qs_buf *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (qs_buf_reserve(b, n) != 0)
+        return -1;
     memcpy(b->p + b->len, data, n);
     b->len += n;
     return 0;

@@ -15,6 +15,8 @@ struct qs_buf {
 
 /* Appends <n> bytes. Returns 0, or -1 (out of memory; <b> unchanged). */
 int qs_buf_append(struct qs_buf *b, const void *data, size_t n);
+/* Makes room for <n> more bytes without storing any. Returns 0, or -1 (out of memory). */
+int qs_buf_reserve(struct qs_buf *b, size_t n);
 /* Bytes not yet taken. */
 static inline size_t qs_buf_avail(const struct qs_buf *b) { return b->len - b->off; }
 /* Drops the first <n> stored bytes (from p, not from off), keeping the rest. */

@@ -22,6 +22,7 @@
 #include "diag.h"
 #include "http.h"
 #include "json.h"
+#include "retry.h"
 #include "sse.h"
 
 #define HEAD_MAX (64 * 1024) /* a longer request or answer head is not HTTP we handle */
@@ -44,6 +45,9 @@ struct exchange {
     int64_t est_tokens;
     int status;
     struct qs_ds_resp resp;
+    int attempts;         /* sends of this request so far */
+    int64_t retry_ms;     /* time waited before replays */
+    struct qs_buf sent;   /* the bytes sent, kept for a replay until the answer is known */
 };
 
 enum wstate { W_HEAD, W_BODY, W_PASS_BODY };
@@ -86,7 +90,16 @@ struct qs_conn {
     struct qs_json rjson;
     int rjson_bad;
 
-    struct qs_buf hold;   /* bytes for the program that did not come from the server */
+    /* Bytes for the program that it has not read yet: [hold.off, release_end) may be
+     * delivered; [release_end, hold.len) is an answer held back until it is known not
+     * to be a throttle. A synthesised "100 Continue" goes here too. */
+    struct qs_buf hold;
+    size_t release_end;
+    int holding;          /* answer bytes go to <hold>, not to the program */
+    enum { AWAIT_NONE, AWAIT_BODY, AWAIT_EVENT } await; /* what the verdict waits for */
+    int retry_ready;      /* a throttle's answer is complete: replay it or give up */
+    int answer_close;     /* that answer said Connection: close */
+    int64_t retry_after_ms;
 };
 
 /* ======================= Creation and logging ======================= */
@@ -127,9 +140,9 @@ static void emit(const struct qs_conn_env *env, const struct qs_conn *c, const s
         .model = x && x->model[0] ? x->model : NULL,
         .stream = x ? x->stream : 0,
         .status = x ? x->status : 0,
-        .attempts = x ? 1 : -1,
+        .attempts = x ? (x->attempts > 0 ? x->attempts : 1) : -1,
         .paced_ms = x ? 0 : -1,
-        .retry_ms = x ? 0 : -1,
+        .retry_ms = x ? x->retry_ms : -1,
         .latency_ms = x && x->t_start_ns ? (int64_t)((qs_now_ns() - x->t_start_ns) / 1000000u) : -1,
         .est_tokens = x && !x->passthrough ? x->est_tokens : -1,
         .input_tokens = x ? x->resp.input_tokens : -1,
@@ -154,8 +167,11 @@ void qs_conn_free(struct qs_conn *c, const struct qs_conn_env *env)
 {
     if (c == NULL)
         return;
-    for (int i = 0; i < c->qlen; i++)
-        finish_exchange(c, env, &c->q[(c->qhead + i) % INFLIGHT_MAX], "connection closed before the answer ended");
+    for (int i = 0; i < c->qlen; i++) {
+        struct exchange *x = &c->q[(c->qhead + i) % INFLIGHT_MAX];
+        finish_exchange(c, env, x, "connection closed before the answer ended");
+        qs_buf_free(&x->sent);
+    }
     qs_buf_free(&c->in);
     qs_buf_free(&c->head);
     qs_buf_free(&c->wire);
@@ -329,6 +345,7 @@ static int start_request(struct qs_conn *c, const struct qs_conn_env *env, const
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (qs_buf_append(&c->hold, cont, sizeof cont - 1) != 0)
             return -1;
+        c->release_end = c->hold.len;
     }
     (void)env;
     c->wstate = W_BODY;
@@ -357,15 +374,20 @@ static void take_body_facts(struct qs_conn *c)
 }
 
 /* The request in <in>[0, end) is complete: queue it for sending. */
-static int finish_request(struct qs_conn *c, size_t end)
+static int finish_request(struct qs_conn *c, const struct qs_conn_env *env, size_t end)
 {
     struct exchange *x = &c->cur;
     x->t_start_ns = qs_now_ns();
     if (c->wstate == W_BODY) {
         take_body_facts(c);
+        x->attempts = 1;
+        size_t start = c->wire.len;
         if (qs_buf_append(&c->wire, c->head.p, c->head.len) != 0 ||
             qs_buf_append(&c->wire, c->in.p + c->head_len, end - c->head_len) != 0)
             return -1;
+        /* kept for a replay; without memory for it the request is simply not retried */
+        if (env->hold_answers && qs_buf_append(&x->sent, c->wire.p + start, c->wire.len - start) != 0)
+            qs_buf_free(&x->sent);
         qs_buf_reset(&c->head);
     } else if (qs_buf_append(&c->wire, c->in.p, end) != 0) {
         return -1;
@@ -390,7 +412,7 @@ static int scan_body(struct qs_conn *c, const struct qs_conn_env *env)
             qs_json_feed(&c->json, data, dlen, qs_ds_req_cb, &c->req) < 0)
             c->json_bad = 1; /* not JSON we understand: sent as is, model unknown */
         if (rc == 1)
-            return finish_request(c, c->scanned) == 0 ? 1 : -1;
+            return finish_request(c, env, c->scanned) == 0 ? 1 : -1;
         if (used == 0 || c->scanned == c->in.len)
             break;
     }
@@ -482,9 +504,20 @@ int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, cons
 
 /* ======================= Read side ======================= */
 
+#define HOLD_MAX (64 * 1024) /* an undecided answer larger than this is released */
+#define READ_CHUNK 16384
+
 static struct exchange *front(struct qs_conn *c)
 {
     return c->qlen > 0 ? &c->q[c->qhead] : NULL;
+}
+
+/* Lets the program have everything held so far and stops holding. */
+static void release(struct qs_conn *c)
+{
+    c->release_end = c->hold.len;
+    c->holding = 0;
+    c->await = AWAIT_NONE;
 }
 
 static void answer_done(struct qs_conn *c, const struct qs_conn_env *env, const char *reason)
@@ -492,10 +525,17 @@ static void answer_done(struct qs_conn *c, const struct qs_conn_env *env, const 
     struct exchange *x = front(c);
     if (x != NULL) {
         finish_exchange(c, env, x, reason);
+        qs_buf_free(&x->sent);
         c->qhead = (c->qhead + 1) % INFLIGHT_MAX;
         c->qlen--;
     }
     c->rstate = R_HEAD;
+}
+
+/* The verdict on a held answer whose body (or first event) is complete. */
+static int is_throttle(const struct exchange *x)
+{
+    return qs_retry_is_throttle(x->status, x->resp.code, x->resp.message);
 }
 
 /* Reads ":HTTP_STATUS/429" comments: native streams report errors in an HTTP 200.
@@ -510,6 +550,16 @@ static void sse_comment_end(struct qs_conn *c, struct exchange *x)
     int st = atoi(c->comment + sizeof tag - 1);
     if (st >= 400 && st <= 599)
         x->status = st;
+}
+
+/* The first event of a held stream is complete: an error event that is a throttle
+ * is swallowed with the rest of the stream; anything else goes to the program. */
+static void first_event_done(struct qs_conn *c, const struct exchange *x)
+{
+    if (x->status >= 400 && is_throttle(x))
+        c->await = AWAIT_BODY;
+    else
+        release(c);
 }
 
 static void observe_payload(struct qs_conn *c, struct exchange *x, const char *p, size_t n)
@@ -544,10 +594,26 @@ static void observe_payload(struct qs_conn *c, struct exchange *x, const char *p
         } else if (k == QS_SSE_LINE_END && c->sse_in_comment) {
             sse_comment_end(c, x);
             c->sse_in_comment = 0;
+        } else if (k == QS_SSE_EVENT_END && c->await == AWAIT_EVENT) {
+            first_event_done(c, x);
         } else if (k == QS_SSE_NONE && used == 0) {
             break;
         }
     }
+}
+
+/* The body of the current answer is complete. A held throttle waits for its
+ * replay (qs_conn_read does that); anything else is finished and logged. */
+static void body_done(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    struct exchange *x = front(c);
+    if (c->holding && c->await == AWAIT_BODY && x != NULL && is_throttle(x)) {
+        c->retry_ready = 1;
+        return;
+    }
+    if (c->holding)
+        release(c);
+    answer_done(c, env, NULL);
 }
 
 /* Feeds answer body bytes. Returns how many belong to this answer. */
@@ -562,13 +628,14 @@ static size_t observe_body(struct qs_conn *c, const struct qs_conn_env *env, con
         if (rc == QS_EBAD) {
             qs_diag("%s: malformed answer framing; no longer observing", c->host);
             c->rstate = R_OFF;
+            release(c);
             return n;
         }
         done += used;
         if (dlen > 0 && x != NULL)
             observe_payload(c, x, data, dlen);
         if (rc == 1) {
-            answer_done(c, env, NULL);
+            body_done(c, env);
             break;
         }
         if (used == 0 || done == n)
@@ -578,7 +645,7 @@ static size_t observe_body(struct qs_conn *c, const struct qs_conn_env *env, con
 }
 
 /* Parses an answer head from <rhead>. Returns bytes of the head, 0 if partial,
- * -1 when observation must stop. */
+ * -1 when observation must stop. Decides what a held answer waits for. */
 static long observe_head(struct qs_conn *c)
 {
     struct exchange *x = front(c);
@@ -591,8 +658,10 @@ static long observe_head(struct qs_conn *c)
         return -1;
     if (resp.status >= 100 && resp.status < 200)
         return n; /* interim answer: the real one follows */
-    if (x != NULL)
+    if (x != NULL) {
         x->status = resp.status;
+        qs_ds_resp_init(&x->resp);
+    }
     qs_http_body_init(&c->rbody, resp.body_mode, resp.content_length);
     c->event_stream = resp.event_stream;
     memset(&c->sse, 0, sizeof c->sse);
@@ -600,12 +669,22 @@ static long observe_head(struct qs_conn *c)
     c->rjson_bad = 0;
     c->sse_in_data = c->sse_in_comment = 0;
     c->rstate = R_BODY;
+    if (c->holding) {
+        c->answer_close = resp.connection_close;
+        c->retry_after_ms = resp.retry_after_ms;
+        if (qs_retry_may_throttle(resp.status))
+            c->await = AWAIT_BODY;
+        else if (resp.status == 200 && resp.event_stream)
+            c->await = AWAIT_EVENT; /* DashScope reports throttles in a stream's first event */
+        else
+            release(c);
+    }
     return n;
 }
 
 static void observe(struct qs_conn *c, const struct qs_conn_env *env, const char *p, size_t n)
 {
-    while (n > 0 && c->rstate != R_OFF) {
+    while (n > 0 && c->rstate != R_OFF && !c->retry_ready) {
         if (c->rstate == R_BODY) {
             size_t used = observe_body(c, env, p, n);
             p += used;
@@ -615,12 +694,14 @@ static void observe(struct qs_conn *c, const struct qs_conn_env *env, const char
         size_t before = c->rhead.len;
         if (qs_buf_append(&c->rhead, p, n) != 0) {
             c->rstate = R_OFF;
+            release(c);
             return;
         }
         long h = observe_head(c);
         if (h < 0) {
             qs_diag("%s: unreadable answer head; no longer observing", c->host);
             c->rstate = R_OFF;
+            release(c);
             return;
         }
         if (h == 0)
@@ -633,44 +714,142 @@ static void observe(struct qs_conn *c, const struct qs_conn_env *env, const char
         if (c->rstate == R_BODY && n == 0)
             observe_body(c, env, p, 0); /* an empty body ends with its head */
     }
+    if (c->holding && c->hold.len - c->release_end > HOLD_MAX)
+        release(c); /* too big to be a throttle envelope */
+}
+
+/* Whether the answer about to start should be held back: only in enforce mode, for
+ * a recognised request whose bytes we kept, and only when it is the one request in
+ * flight (replaying one of several pipelined requests would reorder the answers). */
+static int should_hold(const struct qs_conn *c, const struct qs_conn_env *env)
+{
+    const struct exchange *x = c->qlen == 1 ? &c->q[c->qhead] : NULL;
+    return env->hold_answers && !c->passthrough && c->rstate == R_HEAD && x != NULL && !x->passthrough &&
+           x->sent.len > 0;
+}
+
+/* A held throttle is complete: wait and replay the request on this connection, or
+ * give the program the throttle as it came (the server closed the connection, the
+ * attempts or the time ran out, or a signal interrupted the wait). */
+static void retry(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    struct exchange *x = front(c);
+    c->retry_ready = 0;
+    emit(env, c, x, "throttled", NULL);
+    uint64_t delay = qs_retry_delay_ms(x->attempts, c->retry_after_ms, env->retry_base_ms, env->retry_max_ms,
+                                       env->rand01());
+    uint64_t elapsed = (qs_now_ns() - x->t_start_ns) / 1000000u;
+    const char *why = NULL;
+    if (c->answer_close)
+        why = "the server closed the connection";
+    else if (x->attempts >= env->retry_max_attempts)
+        why = "retry.max_attempts reached";
+    else if (elapsed + delay > (uint64_t)env->retry_max_total_ms)
+        why = "retry.max_total_ms reached";
+    else if (env->sleep_ms(delay) != 0)
+        why = "interrupted";
+    else if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0)
+        why = "out of memory";
+    if (why != NULL) {
+        release(c);
+        answer_done(c, env, why);
+        return;
+    }
+    x->retry_ms += (int64_t)delay;
+    x->attempts++;
+    x->status = 0;
+    qs_ds_resp_init(&x->resp);
+    c->hold.len = c->release_end; /* the throttle is never seen */
+    qs_buf_reset(&c->rhead);
+    c->rstate = R_HEAD;
+    c->await = AWAIT_NONE;
+}
+
+/* Calls the real read the program called. Returns 1 with *got set, or the real
+ * return value (<= 0). */
+static int real_read(const struct qs_conn_env *env, SSL *s, int ex, void *buf, size_t num, size_t *got)
+{
+    if (ex)
+        return env->real->SSL_read_ex(s, buf, num, got) == 1 ? 1 : 0;
+    int rc = env->real->SSL_read(s, buf, num > 0x40000000 ? 0x40000000 : (int)num);
+    *got = rc > 0 ? (size_t)rc : 0;
+    return rc > 0 ? 1 : rc;
+}
+
+/* The connection ended (EOF or error) during an answer. */
+static void ended(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    if (c->holding)
+        release(c);
+    if (c->rstate == R_BODY)
+        answer_done(c, env, c->rbody.mode == QS_BODY_CLOSE ? NULL : "connection closed mid-answer");
+}
+
+static int is_final(const struct qs_conn *c, const struct qs_conn_env *env, int rc)
+{
+    int err = env->real->SSL_get_error(c->ssl, rc);
+    return err == SSL_ERROR_ZERO_RETURN_ || err == SSL_ERROR_SYSCALL_ || err == SSL_ERROR_SSL_;
 }
 
 int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void *buf, size_t num,
                  size_t *readbytes)
 {
-    if (qs_buf_avail(&c->hold) > 0 && num > 0) {
-        size_t n = qs_buf_avail(&c->hold) < num ? qs_buf_avail(&c->hold) : num;
-        memcpy(buf, c->hold.p + c->hold.off, n);
-        c->hold.off += n;
-        if (qs_buf_avail(&c->hold) == 0)
-            qs_buf_reset(&c->hold);
-        *readbytes = n;
-        return 1;
+    for (;;) {
+        if (qs_buf_avail(&c->wire) > 0) { /* a replay still on its way out */
+            int rc = drain(env, c->ssl, ex, &c->wire);
+            if (rc != 1)
+                return rc;
+        }
+        size_t ready = c->release_end - c->hold.off;
+        if (ready > 0) {
+            size_t n = ready < num ? ready : num;
+            memcpy(buf, c->hold.p + c->hold.off, n);
+            c->hold.off += n;
+            if (c->hold.off == c->hold.len) {
+                qs_buf_reset(&c->hold);
+                c->release_end = 0;
+            }
+            *readbytes = n;
+            return 1;
+        }
+        if (!c->holding && should_hold(c, env)) {
+            c->holding = 1;
+            c->await = AWAIT_NONE;
+        }
+        size_t got = 0;
+        if (!c->holding) {
+            int rc = real_read(env, c->ssl, ex, buf, num, &got);
+            if (rc == 1) {
+                if (c->rstate != R_OFF)
+                    observe(c, env, buf, got);
+                *readbytes = got;
+            } else if (is_final(c, env, rc)) {
+                ended(c, env);
+            }
+            return rc;
+        }
+        /* holding: the answer goes to <hold> until its verdict */
+        if (qs_buf_reserve(&c->hold, READ_CHUNK) != 0) {
+            release(c); /* no room to hold: stop holding before reading anything */
+            continue;
+        }
+        int rc = real_read(env, c->ssl, ex, c->hold.p + c->hold.len, READ_CHUNK, &got);
+        if (rc != 1) {
+            if (!is_final(c, env, rc))
+                return rc; /* WANT_READ: the program (or its event loop) calls again */
+            ended(c, env);
+            if (c->release_end > c->hold.off)
+                continue;
+            return rc;
+        }
+        c->hold.len += got;
+        observe(c, env, c->hold.p + c->hold.len - got, got);
+        if (c->retry_ready)
+            retry(c, env);
     }
-    int rc;
-    size_t got = 0;
-    if (ex) {
-        rc = env->real->SSL_read_ex(c->ssl, buf, num, &got);
-    } else {
-        rc = env->real->SSL_read(c->ssl, buf, num > 0x40000000 ? 0x40000000 : (int)num);
-        got = rc > 0 ? (size_t)rc : 0;
-        rc = rc > 0 ? 1 : rc;
-    }
-    if (rc == 1) {
-        if (c->rstate != R_OFF)
-            observe(c, env, buf, got);
-        *readbytes = got;
-        return 1;
-    }
-    if (c->rstate == R_BODY) {
-        int err = env->real->SSL_get_error(c->ssl, ex ? 0 : rc);
-        if (err == SSL_ERROR_ZERO_RETURN_ || err == SSL_ERROR_SYSCALL_ || err == SSL_ERROR_SSL_)
-            answer_done(c, env, c->rbody.mode == QS_BODY_CLOSE ? NULL : "connection closed mid-answer");
-    }
-    return ex ? 0 : rc;
 }
 
 size_t qs_conn_pending(const struct qs_conn *c)
 {
-    return qs_buf_avail(&c->hold);
+    return c->release_end - c->hold.off;
 }

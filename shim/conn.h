@@ -27,6 +27,13 @@ struct qs_conn_env {
     int pid;
     const char *region;         /* configured region, "auto" = from the host */
     size_t max_buffer;          /* largest request body held whole (bytes) */
+    int hold_answers;           /* enforce mode: hold answers back to hide throttles */
+    int retry_max_attempts;     /* SPEC section 4 "retry" */
+    long retry_base_ms, retry_max_ms, retry_max_total_ms;
+    /* Sleeps <ms> milliseconds; returns 0, or -1 when a signal interrupted the wait
+     * (the program wants to stop: the throttle is then given to it). */
+    int (*sleep_ms)(uint64_t ms);
+    double (*rand01)(void);     /* uniform in [0, 1), for backoff jitter */
     /* Receives every audit record (hook.c formats and writes it). */
     void (*emit)(const struct qs_audit_rec *rec);
 };

@@ -168,6 +168,9 @@ void qs_ds_resp_cb(void *ctx, const struct qs_json_value *v)
     } else if ((qs_json_path_is(v, 1, "code") || qs_json_path_is(v, 2, "error", "code")) &&
                v->type == QS_JSON_STRING) {
         copy_str(r->code, sizeof r->code, v);
+    } else if ((qs_json_path_is(v, 1, "message") || qs_json_path_is(v, 2, "error", "message")) &&
+               v->type == QS_JSON_STRING) {
+        copy_str(r->message, sizeof r->message, v);
     }
 }
 

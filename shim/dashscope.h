@@ -50,6 +50,7 @@ void qs_ds_req_cb(void *ctx, const struct qs_json_value *v);
 uint64_t qs_ds_estimate_tokens(const struct qs_json *scan, const struct qs_ds_req *r, uint64_t default_out);
 
 #define QS_DS_CODE_MAX 64
+#define QS_DS_MSG_MAX 96
 
 /* Facts of an answer body or SSE data payload. */
 struct qs_ds_resp {
@@ -57,6 +58,7 @@ struct qs_ds_resp {
     int64_t output_tokens;       /* usage.output_tokens or usage.completion_tokens, -1 if absent */
     int64_t total_tokens;        /* usage.total_tokens, -1 if absent */
     char code[QS_DS_CODE_MAX];   /* native "code" or compatible error.code, "" if absent */
+    char message[QS_DS_MSG_MAX]; /* native "message" or compatible error.message (its start) */
 };
 
 void qs_ds_resp_init(struct qs_ds_resp *r);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -115,6 +116,27 @@ static void postfork_child(void)
     rt.env.pid = (int)getpid();
 }
 
+/* A wait inside the program's own call. A signal ends it early (EINTR), so that a
+ * program interrupted during a backoff gets control back at once (CPython checks
+ * for signals only after the C call returns). */
+static int sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    return nanosleep(&ts, NULL) == 0 ? 0 : -1;
+}
+
+/* Jitter only needs to differ between threads and processes, not be secret. */
+static double rand01(void)
+{
+    static __thread uint64_t s __attribute__((tls_model("initial-exec")));
+    if (s == 0)
+        s = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&s ^ (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return (double)(s >> 11) / 9007199254740992.0;
+}
+
 static const char *basename_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -159,6 +181,13 @@ static void init(void)
     rt.env.pid = (int)getpid();
     rt.env.region = rt.cfg.region;
     rt.env.max_buffer = MAX_BUFFER_DEFAULT;
+    rt.env.hold_answers = rt.cfg.mode == QS_MODE_ENFORCE;
+    rt.env.retry_max_attempts = rt.cfg.retry.max_attempts;
+    rt.env.retry_base_ms = rt.cfg.retry.base_ms;
+    rt.env.retry_max_ms = rt.cfg.retry.max_ms;
+    rt.env.retry_max_total_ms = rt.cfg.retry.max_total_ms;
+    rt.env.sleep_ms = sleep_ms;
+    rt.env.rand01 = rand01;
     rt.env.emit = emit;
     pthread_atfork(prefork, postfork_parent, postfork_child);
     qs_debug("active in %s (config: %s, log: %s)", rt.prog, rt.cfg.source[0] ? rt.cfg.source : "defaults",
