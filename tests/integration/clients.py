@@ -3,7 +3,8 @@
 Usage: clients.py CLIENT BASE_URL SCENARIO [N]
   CLIENT   requests | urllib | httpx | httpx-async | aiohttp
   SCENARIO compat | compat-stream | native | native-stream | big-request |
-           big-response | keepalive | concurrent
+           big-response | keepalive | concurrent | burst-<one of the first four>
+           (burst-*: N requests at once, default 20, one connection each)
 Prints one line per request, in request order: "<i> <status> <len> <sha256 of the body>",
 so two runs (with and without the shim) can be compared byte for byte. The client is
 used exactly as an application would use it; nothing here knows about qshim.
@@ -17,6 +18,9 @@ import threading
 import urllib.request
 
 CLIENT, BASE, SCENARIO = sys.argv[1], sys.argv[2].rstrip("/"), sys.argv[3]
+BURST = SCENARIO.startswith("burst-")
+if BURST:
+    SCENARIO = SCENARIO[len("burst-"):]
 N = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 CA = ssl.get_default_verify_paths().openssl_cafile  # overridden by SSL_CERT_FILE
 import os
@@ -50,7 +54,8 @@ def request_for(i):
     raise SystemExit("unknown scenario " + SCENARIO)
 
 
-COUNT = {"keepalive": 20, "concurrent": 50}.get(SCENARIO, 2)
+COUNT = 20 if BURST else {"keepalive": 20, "concurrent": 50}.get(SCENARIO, 2)
+CONCURRENT = BURST or SCENARIO == "concurrent"
 if N:
     COUNT = N
 
@@ -67,7 +72,7 @@ def run_requests():
         r = sess.post(BASE + path, data=json.dumps(body), headers=hdr, verify=CA, stream=True)
         data = b"".join(r.iter_content(8192))  # decoded, as the program sees it
         return line(i, r.status_code, data)
-    if SCENARIO == "concurrent":
+    if CONCURRENT:
         return threaded(lambda i: one(i, requests.Session()))
     return [one(i, s) for i in range(COUNT)]
 
@@ -82,7 +87,7 @@ def run_urllib():
                 return line(i, r.status, r.read())
         except urllib.error.HTTPError as e:
             return line(i, e.code, e.read())
-    if SCENARIO == "concurrent":
+    if CONCURRENT:
         return threaded(one)
     return [one(i) for i in range(COUNT)]
 
@@ -94,7 +99,7 @@ def run_httpx():
             path, hdr, body = request_for(i)
             with c.stream("POST", BASE + path, json=body, headers=hdr) as r:
                 return line(i, r.status_code, b"".join(r.iter_bytes()))
-        if SCENARIO == "concurrent":
+        if CONCURRENT:
             return threaded(one)
         return [one(i) for i in range(COUNT)]
 
@@ -109,7 +114,7 @@ def run_httpx_async():
                 async with c.stream("POST", BASE + path, json=body, headers=hdr) as r:
                     data = b"".join([b async for b in r.aiter_bytes()])
                     return line(i, r.status_code, data)
-            if SCENARIO == "concurrent":
+            if CONCURRENT:
                 return await asyncio.gather(*[one(i) for i in range(COUNT)])
             return [await one(i) for i in range(COUNT)]
     return asyncio.run(main())
@@ -125,7 +130,7 @@ def run_aiohttp():
                 path, hdr, body = request_for(i)
                 async with s.post(BASE + path, data=json.dumps(body), headers=hdr) as r:
                     return line(i, r.status, await r.read())
-            if SCENARIO == "concurrent":
+            if CONCURRENT:
                 return await asyncio.gather(*[one(i) for i in range(COUNT)])
             return [await one(i) for i in range(COUNT)]
     return asyncio.run(main())

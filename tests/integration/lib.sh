@@ -55,13 +55,13 @@ stop_mock() {
     wait "$MOCK_PID" 2>/dev/null
 }
 
-# mock_stats: the mock's /mock/stats JSON on stdout (never through the shim)
+# mock_stats [PORT]: the mock's /mock/stats JSON on stdout (never through the shim)
 mock_stats() {
-    curl -s --http1.1 --cacert "$CA" "https://localhost:$MOCK_PORT/mock/stats"
+    curl -s --http1.1 --cacert "$CA" "https://localhost:${1:-$MOCK_PORT}/mock/stats"
 }
 
 mock_reset() {
-    curl -s --http1.1 --cacert "$CA" -X POST "https://localhost:$MOCK_PORT/mock/reset" >/dev/null
+    curl -s --http1.1 --cacert "$CA" -X POST "https://localhost:${1:-$MOCK_PORT}/mock/reset" >/dev/null
 }
 
 # with_shim CMD...: runs CMD with the shim preloaded

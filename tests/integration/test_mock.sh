@@ -1,8 +1,8 @@
 #!/bin/sh
 # mock_selftest.sh - checks qshim-mock itself, with curl and Python's ssl, before any test
-# trusts it as the reference DashScope: envelopes, streaming, gzip, limits, stats, HTTP/1.1
-# framing (keep-alive, pipelining, chunked bodies, Expect), determinism, clean shutdown
-# under valgrind.
+# trusts it as the reference DashScope: envelopes, streaming, gzip, limits, scripted error
+# answers (POST /mock/script), stats, HTTP/1.1 framing (keep-alive, pipelining, chunked
+# bodies, Expect), determinism, clean shutdown under valgrind.
 # Usage: tests/integration/test_mock.sh [BUILD_DIR] (default $QS_BUILD, then build)
 # SPDX-License-Identifier: MIT
 set -u
@@ -246,6 +246,15 @@ check "--stream-delay-ms: 5 gaps of 50 ms" "$PY" -c 'import sys; sys.exit(float(
 # shellcheck disable=SC2086
 $CURL --http1.1 "$U$CHAT" -d '{"model":"qwen-plus"}' -o /dev/null --next $OPTS --http1.1 -D "$T/h" "$U$CHAT" -d '{"model":"qwen-plus"}' -o /dev/null
 check "--close-on-429: Connection: close" sh -c "grep -q '^HTTP/1.1 429' '$T/h' && grep -qi '^connection: close' '$T/h'"
+check "no retry-after-ms without --retry-after-ms" sh -c "! grep -qi '^retry-after' '$T/h'"
+# --close-on-429 covers scripted 429s too, and only 429s.
+$CURL --http1.1 "$U/mock/script" -o /dev/null -d '{"model":"s","kind":"generic"}'
+$CURL --http1.1 "$U/mock/script" -o /dev/null -d '{"model":"s","kind":"capacity"}'
+$CURL --http1.1 "$U$CHAT" -D "$T/h1" -o /dev/null -d '{"model":"s"}'
+$CURL --http1.1 "$U$CHAT" -D "$T/h2" -o /dev/null -d '{"model":"s"}'
+check "--close-on-429: a scripted 429 closes, a 503 does not" sh -c "grep -qi '^connection: close' '$T/h1' && grep -q '^HTTP/1.1 503' '$T/h2' && ! grep -qi '^connection:' '$T/h2'"
+stats
+jcheck "stats: closed_after_429" "$T/stats.json" 'd["closed_after_429"] == 2 and d["models"]["s"]["last_statuses"] == [429, 503]'
 check "100 concurrent connections are served in parallel" "$PY" -c 'import socket, ssl, sys, threading, time
 ctx = ssl.create_default_context(cafile=sys.argv[2])
 ok = []
@@ -267,6 +276,251 @@ ts = [threading.Thread(target=one, args=(i,)) for i in range(100)]
 assert sum(ok) == 100 and time.time() - t0 < 5, (sum(ok), time.time() - t0)' "$PORT" "$T/cert.pem"
 stop
 
+# ---- Run 4: scripted answers (POST /mock/script), --retry-after-ms ----------------------
+# The expected bodies are written out here from SPEC §6 and dashscope-wire.md §3.2-3.3, not
+# taken from the mock, and compared byte for byte (key order included).
+cat >"$T/script.py" <<'EOF'
+import gzip, http.client, json, socket, ssl, sys
+
+PORT, CA, TEST = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+CTX = ssl.create_default_context(cafile=CA)
+C = http.client.HTTPSConnection("localhost", PORT, context=CTX)
+CHAT = "/compatible-mode/v1/chat/completions"
+GEN = "/api/v1/services/aigc/text-generation/generation"
+LINK = "https://help.aliyun.com/zh/model-studio/error-code#"
+BURST = "Request rate increased too quickly. To ensure system stability, please adjust your client logic to scale requests more smoothly over time."
+CAP = "Too many requests. Your requests are being throttled due to system capacity limits. Please try again later."
+ARR = "Access denied, please make sure your account is in good standing."
+FT = 'The free tier of the model has been exhausted. If you wish to continue access the model on a paid basis, please disable the "use free tier only" mode in the management console.'
+
+
+def env(msg, code):
+    return {"error": {"message": msg, "type": code, "param": None, "code": code}}
+
+
+# kind: (HTTP status, native code, native message, compatible body without its ids)
+KINDS = {
+    "rpm": (429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.",
+            {"error": {"message": "You have exceeded your current request limit. For details, see: " + LINK + "rate-limit", "type": "limit_requests", "param": None, "code": "limit_requests"}}),
+    "tpm": (429, "Throttling.AllocationQuota", "Allocated quota exceeded, please increase your quota limit.",
+            {"error": {"code": "insufficient_quota", "message": "You exceeded your current quota, please check your plan and billing details. For details, see: " + LINK + "token-limit", "param": None, "type": "insufficient_quota"}}),
+    "burst": (429, "Throttling.BurstRate", BURST, env(BURST, "limit_burst_rate")),
+    "generic": (429, "Throttling", "Requests throttling triggered.", env("Requests throttling triggered.", "Throttling")),
+    "free_quota": (429, "Throttling.AllocationQuota", "Free allocated quota exceeded.",
+                   {"error": {"code": "insufficient_quota", "message": "Free allocated quota exceeded.", "param": None, "type": "insufficient_quota"}}),
+    "capacity": (503, "ModelServingError", CAP, env(CAP, "ModelServingError")),
+    "unavailable": (503, "ModelUnavailable", "Model is unavailable, try again later.", env("Model is unavailable, try again later.", "ModelUnavailable")),
+    "arrearage": (400, "Arrearage", ARR, env(ARR + " For details, see: " + LINK + "overdue-payment", "Arrearage")),
+    "commodity": (429, "CommodityNotPurchased", "Commodity has not purchased yet.", env("Commodity has not purchased yet.", "CommodityNotPurchased")),
+    "prepaid": (429, "PrepaidBillOverdue", "The prepaid bill is overdue.", env("The prepaid bill is overdue.", "PrepaidBillOverdue")),
+    "postpaid": (429, "PostpaidBillOverdue", "The postpaid bill is overdue.", env("The postpaid bill is overdue.", "PostpaidBillOverdue")),
+    "free_tier_only": (403, "AllocationQuota.FreeTierOnly", FT, env(FT, "AllocationQuota.FreeTierOnly")),
+}
+
+
+def dumps(o):
+    return json.dumps(o, separators=(",", ":")).encode()
+
+
+def call(method, path, body=None, headers=None):
+    C.request(method, path, body=None if body is None else json.dumps(body), headers=headers or {})
+    r = C.getresponse()
+    return r, r.read()
+
+
+def script(**rule):
+    r, b = call("POST", "/mock/script", rule)
+    assert r.status == 200, (r.status, b)
+    return json.loads(b)
+
+
+def ask(model, native=False, sse=False, headers=None):
+    h = dict(headers or {})
+    if sse:
+        h["X-DashScope-SSE"] = "enable"
+    return call("POST", GEN if native else CHAT, {"model": model, "input": {}} if native else {"model": model, "messages": []}, h)
+
+
+def stats():
+    return json.loads(call("GET", "/mock/stats")[1])
+
+
+def code(raw):
+    d = json.loads(raw)
+    return d["error"]["code"] if "error" in d else d.get("code")
+
+
+def check_compat(kind, r, raw):
+    st, _, _, body = KINDS[kind]
+    rid = json.loads(raw)["request_id"]
+    want = dict(body, **({"id": "chatcmpl-" + rid} if kind == "free_tier_only" else {}), request_id=rid)
+    assert r.status == st and len(rid) == 36 and raw == dumps(want), (kind, r.status, raw)
+
+
+def native_body(kind, rid):
+    return dumps({"code": KINDS[kind][1], "message": KINDS[kind][2], "request_id": rid})
+
+
+def check_native(kind, r, raw):
+    rid = json.loads(raw)["request_id"]
+    assert r.status == KINDS[kind][0] and raw == native_body(kind, rid), (kind, r.status, raw)
+
+
+def check_sse(kind, r, raw, status=None):
+    head, data = raw.split(b"\ndata:", 1)
+    rid = json.loads(data)["request_id"]
+    want = b"id:1\nevent:error\n:HTTP_STATUS/%d\ndata:%s\n\n" % (status or KINDS[kind][0], native_body(kind, rid))
+    assert r.status == 200 and r.getheader("Content-Type").startswith("text/event-stream") and raw == want, (kind, raw)
+
+
+def t_bodies():
+    """Every kind, three times: compatible, native, native SSE; no retry headers unless asked."""
+    for kind in KINDS:
+        assert script(model="k-" + kind, kind=kind, count=3) == {"queued": 3, "pending": 3}
+        for native, sse, chk in ((False, False, check_compat), (True, False, check_native), (True, True, check_sse)):
+            r, raw = ask("k-" + kind, native, sse)
+            chk(kind, r, raw)
+            assert r.getheader("retry-after-ms") is None and r.getheader("Retry-After") is None
+            assert r.getheader("Connection") is None, kind
+        assert ask("k-" + kind)[0].status == 200, kind
+
+
+def t_stats():
+    """Per model: scripted, attempts_seen, codes of both envelopes, last_statuses."""
+    d = stats()
+    for kind, (st, ncode, _, body) in KINDS.items():
+        m = d["models"]["k-" + kind]
+        ccode = body["error"]["code"]
+        assert m["scripted"] == 3 and m["attempts_seen"] == 4 and m["requests"] == m["ok"] == 1, (kind, m)
+        assert m["throttled"] == 0 and m["scripted_pending"] == 0 and m["last_statuses"] == [st, st, st, 200], (kind, m)
+        bc = m["throttled_by_code"]
+        assert (bc[ncode] == 3) if ncode == ccode else (bc[ncode] == 2 and bc[ccode] == 1), (kind, bc)
+    t = d["totals"]
+    assert t["attempts_seen"] == t["requests"] + t["scripted"] and t["scripted"] == 3 * len(KINDS)
+
+
+def t_headers():
+    """retry_after_ms and retry_after_s become headers, in every form; gzip like any answer."""
+    script(model="h", kind="tpm", count=3, retry_after_ms=1500, retry_after_s=2)
+    script(model="h", kind="burst", retry_after_s=7)
+    for native, sse, chk in ((False, False, check_compat), (True, False, check_native), (True, True, check_sse)):
+        r, raw = ask("h", native, sse)
+        chk("tpm", r, raw)
+        assert r.getheader("retry-after-ms") == "1500" and r.getheader("Retry-After") == "2", r.getheaders()
+    r, raw = ask("h", headers={"Accept-Encoding": "gzip"})
+    assert r.getheader("Content-Encoding") == "gzip" and r.getheader("Retry-After") == "7" and r.getheader("retry-after-ms") is None
+    check_compat("burst", r, gzip.decompress(raw))
+
+
+def raw_request(s, body):
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (CHAT.encode(), len(body), body))
+
+
+def t_close():
+    """"close": Connection: close, then EOF; the close is counted (429 only); status overrides."""
+    script(model="c", kind="rpm", close=True)
+    script(model="c", kind="capacity", status=500, close=True)
+    for st in (429, 500):
+        s = CTX.wrap_socket(socket.create_connection(("127.0.0.1", PORT)), server_hostname="localhost")
+        s.settimeout(10)
+        raw_request(s, b'{"model":"c"}')
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        head = data.split(b"\r\n\r\n", 1)[0].lower()
+        assert head.startswith(b"http/1.1 %d" % st) and b"\r\nconnection: close" in head, data
+    d = stats()
+    assert d["closed_after_429"] == 1 and d["models"]["c"]["last_statuses"] == [429, 500], d["models"]["c"]
+
+
+def t_order():
+    """Rules of a model play in order; other models' rules stay out of the way."""
+    script(model="o2", kind="capacity")
+    script(model="o", kind="rpm", count=2)
+    script(model="o", kind="capacity")
+    assert script(model="o", kind="burst") == {"queued": 1, "pending": 4}
+    got = [ask("o") for _ in range(5)]
+    assert [r.status for r, _ in got] == [429, 429, 503, 429, 200]
+    assert [code(b) for _, b in got[:4]] == ["limit_requests", "limit_requests", "ModelServingError", "limit_burst_rate"]
+    m = stats()["models"]
+    assert m["o"]["last_statuses"] == [429, 429, 503, 429, 200] and m["o"]["scripted_pending"] == 0
+    assert m["o2"]["scripted_pending"] == 1 and ask("o2")[0].status == 503
+
+
+def t_precedence():
+    """Scripts come before limits and the free-quota model, and do not fill the limit windows."""
+    script(model="qwen-plus", kind="generic", count=3)
+    for _ in range(3):
+        r, raw = ask("qwen-plus")
+        check_compat("generic", r, raw)
+    assert ask("qwen-plus")[0].status == 200  # RPM 60: the scripted three took no slot
+    r, raw = ask("qwen-plus")
+    check_compat("rpm", r, raw)  # the limit's own 429, with --retry-after-ms
+    assert r.getheader("retry-after-ms") == "250" and r.getheader("Retry-After") is None
+    script(model="qwen-plus", kind="capacity")
+    check_compat("capacity", *ask("qwen-plus"))
+    script(model="qwen-free", kind="rpm")
+    check_compat("rpm", *ask("qwen-free"))
+    r, raw = ask("qwen-free")
+    check_compat("free_quota", r, raw)
+    assert r.getheader("retry-after-ms") is None  # a quota error says nothing about when
+    m = stats()["models"]["qwen-plus"]
+    assert m["attempts_seen"] == 6 and m["scripted"] == 4 and m["requests"] == 2 and m["ok"] == 1 and m["throttled"] == 1, m
+    assert m["ok_max_req_1s"] == 1 and m["max_req_1s"] == 6 and m["last_statuses"] == [429, 429, 429, 200, 429, 503], m
+    assert m["throttled_by_code"]["Throttling"] == 3 and m["throttled_by_code"]["limit_requests"] == 1, m
+
+
+def t_clear():
+    """DELETE /mock/script and POST /mock/reset drop every rule."""
+    script(model="x", kind="rpm", count=2)
+    script(model="y", kind="capacity", count=3)
+    r, raw = call("DELETE", "/mock/script")
+    assert r.status == 200 and json.loads(raw) == {"cleared": 5}, raw
+    assert ask("x")[0].status == ask("y")[0].status == 200
+    script(model="x", kind="rpm", count=2)
+    assert call("POST", "/mock/reset")[0].status == 200
+    assert ask("x")[0].status == 200
+    m = stats()["models"]["x"]
+    assert m["scripted_pending"] == 0 and m["last_statuses"] == [200] and m["scripted"] == 0, m
+
+
+def t_bad():
+    """A wrong rule is refused with the field named, and queues nothing."""
+    for rule, field in (({"model": "b", "kind": "nope"}, "kind"), ({"model": "b", "kind": "rpm", "retry_after": 1}, "retry_after"),
+                        ({"model": "b", "kind": "rpm", "count": 0}, "count"), ({"model": "b", "kind": "rpm", "status": 200}, "status"),
+                        ({"model": "b", "kind": "rpm", "close": 1}, "close"), ({"model": ["b"], "kind": "rpm"}, "model"),
+                        ({"kind": "rpm"}, None), ({"model": "b"}, None)):
+        r, raw = call("POST", "/mock/script", rule)
+        d = json.loads(raw)
+        assert r.status == 400 and d.get("field") == field, (rule, raw)
+    C.request("POST", "/mock/script", body='{"model":"b",')
+    r = C.getresponse()
+    assert r.status == 400 and b"not valid JSON" in r.read()
+    assert ask("b")[0].status == 200
+
+
+def t_last32():
+    """last_statuses keeps the newest 32, oldest first."""
+    script(model="l", kind="unavailable")
+    for _ in range(32):
+        ask("l")
+    assert stats()["models"]["l"]["last_statuses"] == [503] + [200] * 31
+    ask("l")
+    assert stats()["models"]["l"]["last_statuses"] == [200] * 32
+
+
+globals()["t_" + TEST]()
+EOF
+start -- --limit qwen-plus=60/100000 --free-quota-model qwen-free --retry-after-ms 250
+for t in bodies stats headers close order precedence clear bad last32; do
+    check "script: $t" "$PY" "$T/script.py" "$PORT" "$T/cert.pem" "$t"
+done
+check "log: scripted answers logged with their code" grep -q 'model=k-capacity status=503 code=ModelServingError POST /api/v1' "$T/mock.log"
+stop
+
 # ---- Run 3: valgrind over a few requests and SIGTERM ------------------------------------
 if command -v valgrind >/dev/null 2>&1; then
     start valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 --log-file="$T/vg" -- \
@@ -277,6 +531,11 @@ if command -v valgrind >/dev/null 2>&1; then
     $CURL "$U$CHAT" -H 'Transfer-Encoding: chunked' -H 'Expect: 100-continue' --data-binary @"$T/big.json" -o /dev/null
     # shellcheck disable=SC2086
     $CURL -X POST "$U/mock/reset" -o /dev/null --next $OPTS "$U/mock/stats" -o /dev/null --next $OPTS "$U/bulk?bytes=100000" -o /dev/null
+    # Scripts: a bad rule, a cleared one, one played, and one left queued at the shutdown.
+    # shellcheck disable=SC2086
+    $CURL "$U/mock/script" -d '{"model":"v","kind":"x"}' -o /dev/null --next $OPTS "$U/mock/script" -d '{"model":"v","kind":"rpm"}' -o /dev/null \
+        --next $OPTS -X DELETE "$U/mock/script" -o /dev/null --next $OPTS "$U/mock/script" -d '{"model":"v","kind":"capacity","count":3,"retry_after_ms":5,"close":true}' -o /dev/null
+    $CURL "$U$GEN" -H 'X-DashScope-SSE: enable' --compressed -d '{"model":"v"}' -o /dev/null
     # One connection stays open and idle across the shutdown.
     "$PY" -c 'import socket, ssl, sys, time
 ctx = ssl.create_default_context(cafile=sys.argv[2])
