@@ -46,6 +46,8 @@ struct exchange {
     int status;
     struct qs_ds_resp resp;
     int attempts;         /* sends of this request so far */
+    int fallback_step;    /* models of the fallback chain used so far */
+    char first_model[QS_DS_MODEL_MAX]; /* the model the program asked for */
     int64_t retry_ms;     /* time waited before replays */
     struct qs_buf sent;   /* the bytes sent, kept for a replay until the answer is known */
 };
@@ -281,8 +283,9 @@ static int header_is(const struct qs_http_header *h, const char *name)
 /* The head as sent: the program's head with Accept-Encoding set to identity (so the
  * answer's usage and error codes are readable; the program decodes identity as
  * well as gzip) and Expect dropped (we answer the 100 Continue ourselves, since
- * the head is held until the body is complete). */
-static int build_head(struct qs_buf *out, const struct qs_http_request *req)
+ * the head is held until the body is complete); Content-Length replaced when
+ * <content_length> >= 0 (a fallback changed the body). */
+static int build_head(struct qs_buf *out, const struct qs_http_request *req, int64_t content_length)
 {
     char line[64];
     int rc = 0;
@@ -295,6 +298,11 @@ static int build_head(struct qs_buf *out, const struct qs_http_request *req)
         const struct qs_http_header *h = &req->headers[i];
         if (header_is(h, "accept-encoding") || header_is(h, "expect"))
             continue;
+        if (content_length >= 0 && header_is(h, "content-length")) {
+            snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)content_length);
+            rc |= qs_buf_append(out, line, strlen(line));
+            continue;
+        }
         rc |= qs_buf_append(out, h->name, h->name_len);
         rc |= qs_buf_append(out, ": ", 2);
         rc |= qs_buf_append(out, h->value, h->value_len);
@@ -339,7 +347,7 @@ static int start_request(struct qs_conn *c, const struct qs_conn_env *env, const
     qs_ds_req_init(&c->req);
     c->json_bad = 0;
     qs_buf_reset(&c->head);
-    if (build_head(&c->head, req) != 0)
+    if (build_head(&c->head, req, -1) != 0)
         return -1;
     if (req->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -381,6 +389,7 @@ static int finish_request(struct qs_conn *c, const struct qs_conn_env *env, size
     if (c->wstate == W_BODY) {
         take_body_facts(c);
         x->attempts = 1;
+        memcpy(x->first_model, x->model, sizeof x->model);
         size_t start = c->wire.len;
         if (qs_buf_append(&c->wire, c->head.p, c->head.len) != 0 ||
             qs_buf_append(&c->wire, c->in.p + c->head_len, end - c->head_len) != 0)
@@ -728,6 +737,56 @@ static int should_hold(const struct qs_conn *c, const struct qs_conn_env *env)
            x->sent.len > 0;
 }
 
+static const struct qs_fallback *chain_of(const struct qs_conn_env *env, const char *model)
+{
+    for (int i = 0; i < env->nfallback; i++)
+        if (strcmp(env->fallback[i].model, model) == 0)
+            return &env->fallback[i];
+    return NULL;
+}
+
+/* The fallback chain (off unless configured): after <throttled_ms> of throttling,
+ * the kept request names the next model of its chain, one step per after_ms, with
+ * Content-Length fixed. Only Content-Length bodies with one unambiguous top-level
+ * "model" are rewritten; anything else keeps its model. */
+static void fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t throttled_ms)
+{
+    const struct qs_fallback *fb = chain_of(env, x->first_model);
+    if (fb == NULL || fb->after_ms <= 0)
+        return;
+    uint64_t step = throttled_ms / (uint64_t)fb->after_ms;
+    if (step > (uint64_t)fb->nto)
+        step = (uint64_t)fb->nto;
+    if (step <= (uint64_t)x->fallback_step)
+        return;
+    const char *to = fb->to[step - 1];
+    struct qs_http_request req;
+    int hl = qs_http_parse_request(x->sent.p, x->sent.len, &req);
+    size_t at, len;
+    if (hl <= 0 || req.body_mode != QS_BODY_LENGTH || strpbrk(to, "\"\\") != NULL ||
+        qs_ds_find_model(x->sent.p + hl, x->sent.len - (size_t)hl, x->model, &at, &len) != 0) {
+        qs_debug("%s: cannot rewrite the model of this request; no fallback", c->host);
+        x->fallback_step = fb->nto; /* do not try again */
+        return;
+    }
+    const char *body = x->sent.p + hl;
+    size_t blen = x->sent.len - (size_t)hl, tlen = strlen(to);
+    struct qs_buf out = {0};
+    if (build_head(&out, &req, (int64_t)(blen - len + tlen + 2)) != 0 || qs_buf_append(&out, body, at) != 0 ||
+        qs_buf_append(&out, "\"", 1) != 0 || qs_buf_append(&out, to, tlen) != 0 ||
+        qs_buf_append(&out, "\"", 1) != 0 || qs_buf_append(&out, body + at + len, blen - at - len) != 0) {
+        qs_buf_free(&out);
+        return;
+    }
+    char why[2 * QS_DS_MODEL_MAX + 8];
+    snprintf(why, sizeof why, "%s -> %s", x->model, to);
+    emit(env, c, x, "fallback", why);
+    qs_buf_free(&x->sent);
+    x->sent = out;
+    copy_span(x->model, sizeof x->model, to, tlen);
+    x->fallback_step = (int)step;
+}
+
 /* A held throttle is complete: wait and replay the request on this connection, or
  * give the program the throttle as it came (the server closed the connection, the
  * attempts or the time ran out, or a signal interrupted the wait). */
@@ -748,8 +807,11 @@ static void retry(struct qs_conn *c, const struct qs_conn_env *env)
         why = "retry.max_total_ms reached";
     else if (env->sleep_ms(delay) != 0)
         why = "interrupted";
-    else if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0)
-        why = "out of memory";
+    if (why == NULL) {
+        fall_back(c, env, x, elapsed + delay);
+        if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0)
+            why = "out of memory";
+    }
     if (why != NULL) {
         release(c);
         answer_done(c, env, why);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "config.h"
 #include "resolve.h"
 
 /* What conn.c needs from the process; hook.c owns and fills it. */
@@ -34,6 +35,8 @@ struct qs_conn_env {
      * (the program wants to stop: the throttle is then given to it). */
     int (*sleep_ms)(uint64_t ms);
     double (*rand01)(void);     /* uniform in [0, 1), for backoff jitter */
+    const struct qs_fallback *fallback; /* SPEC section 4 "fallback" chains */
+    int nfallback;
     /* Receives every audit record (hook.c formats and writes it). */
     void (*emit)(const struct qs_audit_rec *rec);
 };

@@ -174,6 +174,31 @@ void qs_ds_resp_cb(void *ctx, const struct qs_json_value *v)
     }
 }
 
+int qs_ds_find_model(const char *body, size_t body_len, const char *from, size_t *at, size_t *len)
+{
+    static const char key[] = "\"model\"";
+    size_t flen = strlen(from);
+    int found = 0;
+    const char *end = body + body_len;
+    for (const char *p = body; (p = memmem(p, (size_t)(end - p), key, sizeof key - 1)) != NULL;) {
+        const char *q = p + sizeof key - 1;
+        p = q;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+            q++;
+        if (q == end || *q++ != ':')
+            continue;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+            q++;
+        if ((size_t)(end - q) < flen + 2 || q[0] != '"' || memcmp(q + 1, from, flen) != 0 || q[flen + 1] != '"')
+            continue;
+        if (found++)
+            return -1;
+        *at = (size_t)(q - body);
+        *len = flen + 2;
+    }
+    return found == 1 ? 0 : -1;
+}
+
 void qs_ds_key_fingerprint(const char *auth, size_t len, char out[9])
 {
     /* FNV-1a over the credential (after "Bearer "): a stable tag to tell keys

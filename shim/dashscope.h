@@ -64,6 +64,13 @@ struct qs_ds_resp {
 void qs_ds_resp_init(struct qs_ds_resp *r);
 void qs_ds_resp_cb(void *ctx, const struct qs_json_value *v);
 
+/* Finds the top-level "model": "<from>" of a request body: the one place where the
+ * key "model" is followed by the string <from> (any blanks around the colon). Sets
+ * at and len to the span of the string value including its quotes and returns 0, or
+ * returns -1 when there is no such place or more than one (then nothing may be
+ * rewritten safely). */
+int qs_ds_find_model(const char *body, size_t body_len, const char *from, size_t *at, size_t *len);
+
 /* Writes an 8-hex-digit fingerprint of an Authorization header value ("Bearer sk-...")
  * into <out> (9 bytes). Only the fingerprint is ever logged, never the key. */
 void qs_ds_key_fingerprint(const char *auth, size_t len, char out[9]);

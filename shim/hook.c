@@ -188,6 +188,8 @@ static void init(void)
     rt.env.retry_max_total_ms = rt.cfg.retry.max_total_ms;
     rt.env.sleep_ms = sleep_ms;
     rt.env.rand01 = rand01;
+    rt.env.fallback = rt.cfg.fallback;
+    rt.env.nfallback = rt.cfg.nfallback;
     rt.env.emit = emit;
     pthread_atfork(prefork, postfork_parent, postfork_child);
     qs_debug("active in %s (config: %s, log: %s)", rt.prog, rt.cfg.source[0] ? rt.cfg.source : "defaults",

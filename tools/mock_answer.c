@@ -169,34 +169,104 @@ void mock_answer_event(struct mock_buf *b, const struct mock_answer *a, uint64_t
     }
 }
 
-/* [native][t - 1]; "%s" is the request id (SPEC §6, wire §3.3). */
-static const char *const throttle_fmt[2][3] = {
-    {"{\"error\":{\"message\":\"You have exceeded your current request limit. For details, see: "
-     "https://help.aliyun.com/zh/model-studio/error-code#rate-limit\",\"type\":\"limit_requests\","
-     "\"param\":null,\"code\":\"limit_requests\"},\"request_id\":\"%s\"}",
-     "{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"You exceeded your current quota, please "
-     "check "
-     "your plan and billing details. For details, see: https://help.aliyun.com/zh/model-studio/"
-     "error-code#token-limit\",\"param\":null,\"type\":\"insufficient_quota\"},\"request_id\":\"%s\"}",
-     "{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"Free allocated quota exceeded.\","
-     "\"param\":null,\"type\":\"insufficient_quota\"},\"request_id\":\"%s\"}"},
-    {"{\"code\":\"Throttling.RateQuota\",\"message\":\"Requests rate limit exceeded, please try again "
-     "later.\",\"request_id\":\"%s\"}",
-     "{\"code\":\"Throttling.AllocationQuota\",\"message\":\"Allocated quota exceeded, please increase your "
-     "quota limit.\",\"request_id\":\"%s\"}",
-     "{\"code\":\"Throttling.AllocationQuota\",\"message\":\"Free allocated quota exceeded.\","
-     "\"request_id\":\"%s\"}"},
+/* One error answer. The native body is {"code","message","request_id"}; the compatible one
+ * is a whole format in which "%1$s" is the request id, because the captured bodies differ in
+ * key order and extras (wire §3.3: the TPM fixture puts "code" first, the free-tier capture
+ * has an "id"). Where no compatible capture exists the body takes the arrearage capture's
+ * shape with the native code as "type" and "code". Messages are JSON-escaped already. */
+struct err_def {
+    const char *name; /* the "kind" of POST /mock/script */
+    int status;
+    const char *code, *message, *compat_code, *compat;
 };
 
-void mock_throttle_body(struct mock_buf *b, int native, enum mock_throttle t, const char *id)
+#define COMPAT(msg, code)                                                                                    \
+    "{\"error\":{\"message\":\"" msg "\",\"type\":\"" code "\",\"param\":null,\"code\":\"" code              \
+    "\"},\"request_id\":\"%1$s\"}"
+#define BURST_MSG                                                                                            \
+    "Request rate increased too quickly. To ensure system stability, please adjust your client logic to "    \
+    "scale requests more smoothly over time."
+#define CAPACITY_MSG                                                                                         \
+    "Too many requests. Your requests are being throttled due to system capacity limits. Please try again "  \
+    "later."
+#define ARREARAGE_MSG "Access denied, please make sure your account is in good standing."
+#define FREE_TIER_MSG                                                                                        \
+    "The free tier of the model has been exhausted. If you wish to continue access the model on a paid "     \
+    "basis, please disable the \\\"use free tier only\\\" mode in the management console."
+
+static const struct err_def errs[MOCK_ERR_END] = {
+    [MOCK_ERR_RPM] =
+        {"rpm", 429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.",
+         "limit_requests",
+         "{\"error\":{\"message\":\"You have exceeded your current request limit. For details, see: "
+         "https://help.aliyun.com/zh/model-studio/error-code#rate-limit\",\"type\":\"limit_requests\","
+         "\"param\":null,\"code\":\"limit_requests\"},\"request_id\":\"%1$s\"}"},
+    [MOCK_ERR_TPM] =
+        {"tpm", 429, "Throttling.AllocationQuota",
+         "Allocated quota exceeded, please increase your quota limit.", "insufficient_quota",
+         "{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"You exceeded your current quota, "
+         "please check your plan and billing details. For details, see: "
+         "https://help.aliyun.com/zh/model-studio/error-code#token-limit\",\"param\":null,"
+         "\"type\":\"insufficient_quota\"},\"request_id\":\"%1$s\"}"},
+    [MOCK_ERR_FREE_QUOTA] =
+        {"free_quota", 429, "Throttling.AllocationQuota", "Free allocated quota exceeded.",
+         "insufficient_quota",
+         "{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"Free allocated quota "
+         "exceeded.\",\"param\":null,\"type\":\"insufficient_quota\"},\"request_id\":\"%1$s\"}"},
+    [MOCK_ERR_BURST] = {"burst", 429, "Throttling.BurstRate", BURST_MSG, "limit_burst_rate",
+                        COMPAT(BURST_MSG, "limit_burst_rate")},
+    [MOCK_ERR_GENERIC] = {"generic", 429, "Throttling", "Requests throttling triggered.", "Throttling",
+                          COMPAT("Requests throttling triggered.", "Throttling")},
+    [MOCK_ERR_CAPACITY] = {"capacity", 503, "ModelServingError", CAPACITY_MSG, "ModelServingError",
+                           COMPAT(CAPACITY_MSG, "ModelServingError")},
+    [MOCK_ERR_UNAVAILABLE] = {"unavailable", 503, "ModelUnavailable",
+                              "Model is unavailable, try again later.", "ModelUnavailable",
+                              COMPAT("Model is unavailable, try again later.", "ModelUnavailable")},
+    [MOCK_ERR_ARREARAGE] = {"arrearage", 400, "Arrearage", ARREARAGE_MSG, "Arrearage",
+                            COMPAT(ARREARAGE_MSG
+                                   " For details, see: "
+                                   "https://help.aliyun.com/zh/model-studio/error-code#overdue-payment",
+                                   "Arrearage")},
+    [MOCK_ERR_COMMODITY] = {"commodity", 429, "CommodityNotPurchased", "Commodity has not purchased yet.",
+                            "CommodityNotPurchased",
+                            COMPAT("Commodity has not purchased yet.", "CommodityNotPurchased")},
+    [MOCK_ERR_PREPAID] = {"prepaid", 429, "PrepaidBillOverdue", "The prepaid bill is overdue.",
+                          "PrepaidBillOverdue", COMPAT("The prepaid bill is overdue.", "PrepaidBillOverdue")},
+    [MOCK_ERR_POSTPAID] = {"postpaid", 429, "PostpaidBillOverdue", "The postpaid bill is overdue.",
+                           "PostpaidBillOverdue",
+                           COMPAT("The postpaid bill is overdue.", "PostpaidBillOverdue")},
+    [MOCK_ERR_FREE_TIER_ONLY] = {"free_tier_only", 403, "AllocationQuota.FreeTierOnly", FREE_TIER_MSG,
+                                 "AllocationQuota.FreeTierOnly",
+                                 "{\"error\":{\"message\":\"" FREE_TIER_MSG "\",\"type\":\"AllocationQuota."
+                                 "FreeTierOnly\",\"param\":null,\"code\":\"AllocationQuota.FreeTierOnly\"},"
+                                 "\"id\":\"chatcmpl-%1$s\",\"request_id\":\"%1$s\"}"},
+};
+
+enum mock_err mock_err_by_name(const char *name)
 {
-    mock_buf_printf(b, throttle_fmt[native != 0][t - 1], id);
+    for (int e = 1; e < MOCK_ERR_END; e++)
+        if (strcmp(errs[e].name, name) == 0)
+            return (enum mock_err)e;
+    return 0;
 }
 
-void mock_throttle_event(struct mock_buf *b, enum mock_throttle t, const char *id)
+int mock_err_status(enum mock_err e) { return errs[e].status; }
+
+const char *mock_err_code(int native, enum mock_err e) { return native ? errs[e].code : errs[e].compat_code; }
+
+void mock_err_body(struct mock_buf *b, int native, enum mock_err e, const char *id)
 {
-    mock_buf_str(b, "id:1\nevent:error\n:HTTP_STATUS/429\ndata:");
-    mock_throttle_body(b, 1, t, id);
+    if (native)
+        mock_buf_printf(b, "{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}", errs[e].code,
+                        errs[e].message, id);
+    else
+        mock_buf_printf(b, errs[e].compat, id);
+}
+
+void mock_err_event(struct mock_buf *b, enum mock_err e, int status, const char *id)
+{
+    mock_buf_printf(b, "id:1\nevent:error\n:HTTP_STATUS/%d\ndata:", status);
+    mock_err_body(b, 1, e, id);
     mock_buf_str(b, "\n\n");
 }
 

@@ -1,8 +1,9 @@
 /* mock_answer.h - the deterministic answer bodies of qshim-mock.
  *
  * Pure functions from a request description to bytes: the OpenAI-compatible and native
- * DashScope success bodies, their SSE events, and the 429/400 envelopes of SPEC §6 and
- * dashscope-wire.md §3-4. No I/O, no clock: identical descriptions give identical bytes.
+ * DashScope success bodies, their SSE events, and the throttle, capacity and billing error
+ * envelopes of SPEC §6 and dashscope-wire.md §3-4. No I/O, no clock: identical descriptions
+ * give identical bytes.
  * SPDX-License-Identifier: MIT
  */
 #ifndef QS_MOCK_ANSWER_H
@@ -43,16 +44,35 @@ uint64_t mock_answer_events(const struct mock_answer *a);
 /* Appends SSE event <k> (0-based, below mock_answer_events) with its closing blank line. */
 void mock_answer_event(struct mock_buf *b, const struct mock_answer *a, uint64_t k);
 
-enum mock_throttle {
-    MOCK_THR_RPM = 1,  /* Throttling.RateQuota / limit_requests */
-    MOCK_THR_TPM = 2,  /* Throttling.AllocationQuota / insufficient_quota */
-    MOCK_THR_FREE = 3, /* the same codes, message "Free allocated quota exceeded." */
+/* The error answers of SPEC §6 and dashscope-wire.md §3.2-3.3. The first three are what the
+ * limits and --free-quota-model produce; POST /mock/script can queue any of them. */
+enum mock_err {
+    MOCK_ERR_RPM = 1,        /* 429 Throttling.RateQuota / limit_requests */
+    MOCK_ERR_TPM,            /* 429 Throttling.AllocationQuota / insufficient_quota */
+    MOCK_ERR_FREE_QUOTA,     /* the same codes, "Free allocated quota exceeded." (not retryable) */
+    MOCK_ERR_BURST,          /* 429 Throttling.BurstRate / limit_burst_rate */
+    MOCK_ERR_GENERIC,        /* 429 Throttling */
+    MOCK_ERR_CAPACITY,       /* 503 ModelServingError */
+    MOCK_ERR_UNAVAILABLE,    /* 503 ModelUnavailable */
+    MOCK_ERR_ARREARAGE,      /* 400 Arrearage */
+    MOCK_ERR_COMMODITY,      /* 429 CommodityNotPurchased */
+    MOCK_ERR_PREPAID,        /* 429 PrepaidBillOverdue */
+    MOCK_ERR_POSTPAID,       /* 429 PostpaidBillOverdue */
+    MOCK_ERR_FREE_TIER_ONLY, /* 403 AllocationQuota.FreeTierOnly */
+    MOCK_ERR_END
 };
 
-/* Appends the 429 body of <t> in the native or the compatible envelope. */
-void mock_throttle_body(struct mock_buf *b, int native, enum mock_throttle t, const char *id);
-/* Appends the single SSE event that a throttled native stream gets inside HTTP 200. */
-void mock_throttle_event(struct mock_buf *b, enum mock_throttle t, const char *id);
+/* The error whose script name ("rpm", "free_tier_only", ...) is <name>, or 0 if none is. */
+enum mock_err mock_err_by_name(const char *name);
+/* The HTTP status DashScope sends with <e>. */
+int mock_err_status(enum mock_err e);
+/* The wire code of <e> in the native or the compatible envelope. */
+const char *mock_err_code(int native, enum mock_err e);
+/* Appends the body of <e> in the native or the compatible envelope. */
+void mock_err_body(struct mock_buf *b, int native, enum mock_err e, const char *id);
+/* Appends the single SSE event that a native stream gets inside HTTP 200 instead of an HTTP
+ * <status> answer: id:1, event:error, :HTTP_STATUS/<status>, the native body. */
+void mock_err_event(struct mock_buf *b, enum mock_err e, int status, const char *id);
 /* Appends a 400 InvalidParameter / invalid_request_error body with <msg> (no quotes in it). */
 void mock_invalid_body(struct mock_buf *b, int native, const char *msg, const char *id);
 

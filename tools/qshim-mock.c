@@ -3,10 +3,11 @@
  * A thread-per-connection HTTP/1.1 server over TLS that answers the OpenAI-compatible
  * (/compatible-mode/v1/...) and native (/api/v1/services/aigc/...) endpoints with the exact
  * envelopes of SPEC §6 and dashscope-wire.md §3-4, enforces per-model RPM/TPM over sliding 1 s
- * and 60 s windows, and reports what it saw on GET /mock/stats. Answers are a pure function of
- * the request (no Date header, ids hashed from the body, a fixed "created"), so a run through
- * the shim can be compared byte for byte with a run without it. Request bodies stream through
- * shim/http.c and shim/json.c and are never buffered whole.
+ * and 60 s windows, plays the error answers queued with POST /mock/script (the throttle, capacity
+ * and billing errors that retry tests need on cue), and reports what it saw on GET /mock/stats.
+ * Answers are a pure function of the request (no Date header, ids hashed from the body, a fixed
+ * "created"), so a run through the shim can be compared byte for byte with a run without it.
+ * Request bodies stream through shim/http.c and shim/json.c and are never buffered whole.
  * SPDX-License-Identifier: MIT
  */
 #include <arpa/inet.h>
@@ -55,20 +56,27 @@ static uint64_t now_ns(clockid_t clk)
 
 /* ==== Per-model state and stats ==== */
 
-/* Outcome of a model request; the throttles are numbered as mock_throttle. */
-enum verdict { V_OK, V_RPM = MOCK_THR_RPM, V_TPM = MOCK_THR_TPM, V_FREE = MOCK_THR_FREE, V_BAD };
+/* Outcome of a model request; the limits' throttles are numbered as mock_err. */
+enum verdict {
+    V_OK,
+    V_RPM = MOCK_ERR_RPM,
+    V_TPM = MOCK_ERR_TPM,
+    V_FREE = MOCK_ERR_FREE_QUOTA,
+    V_BAD,
+    V_SCRIPT
+};
 
-/* Wire codes, in the order of tally.by_code: native then compatible, RPM then TPM. */
-static const char *const code_names[] = {"Throttling.RateQuota", "Throttling.AllocationQuota",
-                                         "limit_requests", "insufficient_quota"};
+#define LAST_STATUSES 32
 
-/* Counters for one model or for all of them. <seen> holds every request that named a
- * model (admitted or not: what a client-side pacer controls); <okw> the admitted ones
- * (what the limiter enforces). */
+/* Counters for one model or for all of them. A scripted answer is outside the limiter's
+ * bookkeeping: it counts in <attempts_seen>, <scripted>, <by_code> and <seen>, nothing else,
+ * so attempts_seen = requests + scripted and requests = ok + throttled + errors. <seen> holds
+ * every request that named a model (admitted, throttled or scripted: what a client-side pacer
+ * controls); <okw> the admitted ones (what the limiter enforces). */
 struct tally {
-    uint64_t requests, ok, throttled, errors, streams, input_tokens, output_tokens;
-    uint64_t by_code[4];
-    uint64_t by_reason[3]; /* V_RPM, V_TPM, V_FREE, minus one */
+    uint64_t attempts_seen, requests, ok, throttled, errors, scripted, streams, input_tokens, output_tokens;
+    uint64_t by_code[MOCK_ERR_END][2]; /* [error][native] */
+    uint64_t by_reason[3];             /* V_RPM, V_TPM, V_FREE, minus one */
     struct mock_window seen, okw;
 };
 
@@ -79,12 +87,24 @@ static void tally_reset(struct tally *t)
     memset(t, 0, sizeof *t);
 }
 
+/* One POST /mock/script: the next <left> requests for the model get error <err> with HTTP
+ * <status>, the optional retry headers (-1: absent), and a close when <close>. */
+struct rule {
+    struct rule *next;
+    enum mock_err err;
+    int status, retry_ms, retry_s, close;
+    uint64_t left;
+};
+
 struct model {
     struct model *next;
     char *name;
     int limited, free_quota;
     uint64_t rpm, tpm;
+    struct rule *rules; /* queued in order; the head answers next */
     struct tally t;
+    int last[LAST_STATUSES]; /* ring of the statuses decided, nlast in all */
+    uint64_t nlast;
 };
 
 struct name_count {
@@ -99,7 +119,7 @@ enum { ALPN_HTTP11, ALPN_H2, ALPN_NONE };
 /* Everything /mock/reset zeroes. */
 struct stats {
     uint64_t connections, tls_failures, h2_preface, expect_continue, chunked_bodies, pipelined,
-        other_requests;
+        other_requests, closed_after_429;
     uint64_t alpn[3];
     uint64_t accept_encoding[4];
     struct name_count *sni;
@@ -124,6 +144,7 @@ static struct {
     const char *cert, *key, *addr, *log_path;
     unsigned port, latency_ms, stream_delay_ms;
     int alpn_h2, close_on_429, chunked;
+    int retry_after_ms; /* --retry-after-ms on the limits' 429s; -1: none */
     /* Runtime. */
     SSL_CTX *ctx;
     int stop_rd, stop_wr; /* written once at shutdown: wakes every sleeping connection */
@@ -135,7 +156,7 @@ static struct {
     uint64_t next_conn_id;
     struct model *models, **models_tail;
     struct stats st;
-} g = {.addr = "127.0.0.1", .mu = PTHREAD_MUTEX_INITIALIZER, .models_tail = &g.models};
+} g = {.addr = "127.0.0.1", .retry_after_ms = -1, .mu = PTHREAD_MUTEX_INITIALIZER, .models_tail = &g.models};
 
 /* Finds the model called <name>, creating it unlimited if absent. Caller holds g.mu. */
 static struct model *model_get(const char *name)
@@ -177,8 +198,34 @@ static void stats_reset(void)
     }
     tally_reset(&g.st.tot);
     memset(&g.st, 0, sizeof g.st);
-    for (struct model *m = g.models; m != NULL; m = m->next)
+    for (struct model *m = g.models; m != NULL; m = m->next) {
         tally_reset(&m->t);
+        m->nlast = 0;
+    }
+}
+
+/* Drops every queued rule. Returns the number of answers they still held. Caller holds g.mu. */
+static uint64_t scripts_clear(void)
+{
+    uint64_t n = 0;
+    for (struct model *m = g.models; m != NULL; m = m->next) {
+        while (m->rules != NULL) {
+            struct rule *u = m->rules;
+            m->rules = u->next;
+            n += u->left;
+            free(u);
+        }
+    }
+    return n;
+}
+
+/* Answers queued for <m>. Caller holds g.mu. */
+static uint64_t scripts_pending(const struct model *m)
+{
+    uint64_t n = 0;
+    for (const struct rule *u = m->rules; u != NULL; u = u->next)
+        n += u->left;
+    return n;
 }
 
 /* Is a request costing <cost> tokens admitted for <m> at <now>? Caller holds g.mu. */
@@ -200,7 +247,7 @@ static enum verdict admit(struct model *m, uint64_t now, uint64_t cost)
 
 /* ==== One request ==== */
 
-enum route { R_MODEL, R_STATS, R_RESET, R_BULK, R_NONE };
+enum route { R_MODEL, R_STATS, R_RESET, R_SCRIPT, R_UNSCRIPT, R_BULK, R_NONE };
 
 struct rq {
     char method[16];
@@ -221,7 +268,15 @@ struct rq {
     int stream;
     int64_t max_tokens; /* -1 when absent */
     struct mock_answer a;
-    const char *code; /* wire code of a throttle, for the log */
+    /* The error answer account() decided on, from a limit or a script (err 0: none). */
+    enum mock_err err;
+    int err_status;
+    int retry_ms, retry_s; /* retry-after-ms and Retry-After to send; -1: none */
+    const char *code;      /* its wire code, for the log */
+    /* POST /mock/script: the rule of the body, and the first field found wrong in it. */
+    struct rule rule;
+    int rule_bad;
+    char bad_field[QS_JSON_KEY_MAX + 1];
 };
 
 static void on_json(void *ctx, const struct qs_json_value *v)
@@ -248,6 +303,40 @@ static void on_json(void *ctx, const struct qs_json_value *v)
             r->a.dims = n;
     } else if (qs_json_path_is(v, 1, "input") || qs_json_path_is(v, 2, "input", "[]")) {
         r->a.n_inputs += v->type == QS_JSON_STRING;
+    }
+}
+
+/* The body of POST /mock/script is one flat object (add_script's 400 answer lists the fields).
+ * Anything else, unknown keys included, marks the rule bad, so that a typo in a test's rule
+ * fails loudly instead of scripting something else. */
+static void on_script_json(void *ctx, const struct qs_json_value *v)
+{
+    struct rq *r = ctx;
+    struct rule *u = &r->rule;
+    const char *key = v->depth >= 1 ? v->path[0] : "(not an object)";
+    uint64_t n = 0;
+    int num = v->type == QS_JSON_NUMBER && mock_parse_u64(v->val, v->len, &n) == 0;
+    int str = v->type == QS_JSON_STRING && !v->truncated, ok = v->depth == 1;
+
+    if (ok && strcmp(key, "model") == 0 && str && v->len > 0)
+        memcpy(r->model, v->val, v->len + 1);
+    else if (ok && strcmp(key, "kind") == 0 && str && mock_err_by_name(v->val) != 0)
+        u->err = mock_err_by_name(v->val);
+    else if (ok && strcmp(key, "count") == 0 && num && n >= 1)
+        u->left = n;
+    else if (ok && strcmp(key, "status") == 0 && num && n >= 400 && n <= 599)
+        u->status = (int)n;
+    else if (ok && strcmp(key, "retry_after_ms") == 0 && num && n <= 3600000)
+        u->retry_ms = (int)n;
+    else if (ok && strcmp(key, "retry_after_s") == 0 && num && n <= 3600)
+        u->retry_s = (int)n;
+    else if (ok && strcmp(key, "close") == 0 && (v->type == QS_JSON_TRUE || v->type == QS_JSON_FALSE))
+        u->close = v->type == QS_JSON_TRUE;
+    else
+        ok = 0;
+    if (!ok && !r->rule_bad) {
+        r->rule_bad = 1;
+        snprintf(r->bad_field, sizeof r->bad_field, "%s", key);
     }
 }
 
@@ -324,6 +413,10 @@ static void rq_from_head(struct rq *r, const struct qs_http_request *req)
         r->route = R_STATS;
     else if (path_is(r, "POST", "/mock/reset"))
         r->route = R_RESET;
+    else if (path_is(r, "POST", "/mock/script"))
+        r->route = R_SCRIPT;
+    else if (path_is(r, "DELETE", "/mock/script"))
+        r->route = R_UNSCRIPT;
     else if (path_is(r, "GET", "/bulk"))
         r->route = R_BULK;
     r->native = r->route == R_MODEL && r->a.kind >= MOCK_NATIVE_TEXT;
@@ -334,11 +427,29 @@ static void rq_from_head(struct rq *r, const struct qs_http_request *req)
     r->chunked = req->body_mode == QS_BODY_CHUNKED;
     r->close = req->connection_close;
     r->max_tokens = -1;
+    r->retry_ms = r->retry_s = -1;
+    r->rule = (struct rule){.left = 1, .retry_ms = -1, .retry_s = -1};
     r->a.model = r->model;
     r->hash = mock_fnv1a(mock_fnv1a(mock_fnv1a(MOCK_FNV_BASIS, r->method, ml), " ", 1), r->path, pl);
 }
 
-/* Records a model request in the stats and decides it. */
+/* Takes the next answer of <m>'s first rule into <r>. Caller holds g.mu. */
+static void take_script(struct model *m, struct rq *r)
+{
+    struct rule *u = m->rules;
+    r->err = u->err;
+    r->err_status = u->status;
+    r->retry_ms = u->retry_ms;
+    r->retry_s = u->retry_s;
+    r->close |= u->close;
+    if (--u->left == 0) {
+        m->rules = u->next;
+        free(u);
+    }
+}
+
+/* Records a model request in the stats and decides it: a scripted answer first, then the
+ * free-quota model and the limits. Sets r->err and what goes with it for an error answer. */
 static enum verdict account(struct rq *r)
 {
     uint64_t now = now_ns(CLOCK_MONOTONIC), cost = r->a.in_tok + r->a.out_tok;
@@ -351,12 +462,32 @@ static enum verdict account(struct rq *r)
     g.st.expect_continue += (uint64_t)r->expect;
     g.st.chunked_bodies += (uint64_t)r->chunked;
     m = r->model[0] ? model_get(r->model) : NULL;
-    if (m != NULL && r->j.done && !r->json_err)
+    if (m != NULL && r->j.done && !r->json_err && m->rules != NULL) {
+        v = V_SCRIPT;
+        take_script(m, r);
+    } else if (m != NULL && r->j.done && !r->json_err) {
         v = admit(m, now, cost);
+    }
+    if (v == V_RPM || v == V_TPM || v == V_FREE) {
+        r->err = (enum mock_err)v;
+        r->err_status = 429;
+        /* A real quota error says nothing about when to come back. */
+        r->retry_ms = v != V_FREE ? g.retry_after_ms : -1;
+    }
+    if (r->err != 0)
+        r->code = mock_err_code(r->native, r->err);
     for (int i = 0; i < 2; i++) {
         struct tally *t = i == 0 ? &g.st.tot : m != NULL ? &m->t : NULL;
         if (t == NULL)
             break;
+        t->attempts_seen++;
+        if (r->err != 0)
+            t->by_code[r->err][r->native != 0]++;
+        if (v == V_SCRIPT) {
+            t->scripted++;
+            mock_win_push(&t->seen, now, cost);
+            continue;
+        }
         t->requests++;
         if (v == V_BAD) {
             t->errors++;
@@ -372,9 +503,10 @@ static enum verdict account(struct rq *r)
         } else {
             t->throttled++;
             t->by_reason[v - 1]++;
-            t->by_code[(r->native ? 0 : 2) + (v != V_RPM)]++;
         }
     }
+    if (m != NULL)
+        m->last[m->nlast++ % LAST_STATUSES] = r->err ? r->err_status : v == V_BAD ? 400 : 200;
     pthread_mutex_unlock(&g.mu);
     return v;
 }
@@ -437,23 +569,33 @@ static const char *reason(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 429:
         return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
     default:
         return "Error";
     }
 }
 
-/* Writes a response head; <clen> < 0 means chunked. */
-static int send_head(struct conn *c, int status, const char *ctype, int64_t clen, int gzip, int close)
+/* Writes a response head; <clen> < 0 means chunked. <extra> is more header lines, each
+ * ending in CRLF, or NULL. */
+static int send_head(struct conn *c, int status, const char *ctype, int64_t clen, int gzip, int close,
+                     const char *extra)
 {
     struct mock_buf b = {0};
     int rc;
     mock_buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason(status), ctype);
+    if (extra != NULL)
+        mock_buf_str(&b, extra);
     if (gzip)
         mock_buf_str(&b, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
     if (clen >= 0)
@@ -468,13 +610,13 @@ static int send_head(struct conn *c, int status, const char *ctype, int64_t clen
 
 /* Sends a complete body: with Content-Length, or chunked in SLICE pieces when <chunked>. */
 static int send_body(struct conn *c, int status, const char *ctype, const struct mock_buf *body, int gzip,
-                     int chunked, int close)
+                     int chunked, int close, const char *extra)
 {
     struct mock_out o;
     struct mock_buf zb = {0};
     int rc;
     if (chunked) {
-        rc = send_head(c, status, ctype, -1, gzip, close);
+        rc = send_head(c, status, ctype, -1, gzip, close, extra);
         mock_out_open(&o, send_all, c, gzip, 1);
         for (size_t off = 0; rc == 0 && off < body->len; off += SLICE)
             rc = mock_out_write(&o, body->p + off, body->len - off < SLICE ? body->len - off : SLICE, 0);
@@ -487,7 +629,7 @@ static int send_body(struct conn *c, int status, const char *ctype, const struct
         mock_gzip(&zb, body->p, body->len);
         body = &zb;
     }
-    rc = send_head(c, status, ctype, (int64_t)body->len, gzip, close);
+    rc = send_head(c, status, ctype, (int64_t)body->len, gzip, close, extra);
     if (rc == 0)
         rc = send_all(c, body->p, body->len);
     mock_buf_free(&zb);
@@ -497,23 +639,29 @@ static int send_body(struct conn *c, int status, const char *ctype, const struct
 static int send_json(struct conn *c, int status, const char *json, int close)
 {
     struct mock_buf b = {.p = (char *)json, .len = strlen(json)};
-    return send_body(c, status, JSON_TYPE, &b, 0, 0, close);
+    return send_body(c, status, JSON_TYPE, &b, 0, 0, close, NULL);
 }
 
 /* ==== Answers ==== */
 
-/* 429 with the envelope of the endpoint; a native stream gets HTTP 200 and one error event,
- * as DashScope does (wire §3.1). */
-static int send_throttle(struct conn *c, struct rq *r, enum verdict v)
+/* The error answer account() decided, with the envelope of the endpoint; a native stream gets
+ * HTTP 200 and one error event, as DashScope does (wire §3.1). --close-on-429 closes after any
+ * 429, scripted or not. */
+static int send_error(struct conn *c, struct rq *r)
 {
     struct mock_buf b = {0};
-    int rc;
-    r->code = code_names[(r->native ? 0 : 2) + (v != V_RPM)];
-    r->close |= g.close_on_429;
+    char extra[80];
+    int n = 0, rc;
+    if (r->retry_ms >= 0)
+        n += snprintf(extra + n, sizeof extra - (size_t)n, "retry-after-ms: %d\r\n", r->retry_ms);
+    if (r->retry_s >= 0)
+        n += snprintf(extra + n, sizeof extra - (size_t)n, "Retry-After: %d\r\n", r->retry_s);
+    extra[n] = '\0';
+    r->close |= g.close_on_429 && r->err_status == 429;
     if (r->native && r->sse) {
         struct mock_out o;
-        mock_throttle_event(&b, (enum mock_throttle)v, r->a.id);
-        rc = send_head(c, 200, SSE_TYPE, -1, r->gzip, r->close);
+        mock_err_event(&b, r->err, r->err_status, r->a.id);
+        rc = send_head(c, 200, SSE_TYPE, -1, r->gzip, r->close, extra);
         mock_out_open(&o, send_all, c, r->gzip, 1);
         if (rc == 0)
             rc = mock_out_write(&o, b.p, b.len, 1);
@@ -521,11 +669,18 @@ static int send_throttle(struct conn *c, struct rq *r, enum verdict v)
             rc = mock_out_finish(&o);
         mock_out_close(&o);
     } else {
-        mock_throttle_body(&b, r->native, (enum mock_throttle)v, r->a.id);
-        rc = send_body(c, 429, JSON_TYPE, &b, r->gzip, g.chunked, r->close);
+        mock_err_body(&b, r->native, r->err, r->a.id);
+        rc = send_body(c, r->err_status, JSON_TYPE, &b, r->gzip, g.chunked, r->close, extra);
     }
     mock_buf_free(&b);
-    return rc < 0 ? -1 : 429;
+    if (rc < 0)
+        return -1;
+    if (r->close && r->err_status == 429) {
+        pthread_mutex_lock(&g.mu);
+        g.st.closed_after_429++;
+        pthread_mutex_unlock(&g.mu);
+    }
+    return r->err_status;
 }
 
 /* Streams the answer as SSE in chunked framing, one gzip sync flush per event when gzip. */
@@ -534,7 +689,7 @@ static int send_stream(struct conn *c, struct rq *r)
     uint64_t n = mock_answer_events(&r->a);
     struct mock_buf ev = {0};
     struct mock_out out;
-    int rc = send_head(c, 200, SSE_TYPE, -1, r->gzip, r->close);
+    int rc = send_head(c, 200, SSE_TYPE, -1, r->gzip, r->close, NULL);
 
     mock_out_open(&out, send_all, c, r->gzip, 1);
     for (uint64_t k = 0; rc == 0 && k < n; k++) {
@@ -568,8 +723,8 @@ static int answer_model(struct conn *c, struct rq *r)
     v = account(r);
     if (sleep_ms(g.latency_ms) < 0)
         return -1;
-    if (v != V_OK && v != V_BAD)
-        return send_throttle(c, r, v);
+    if (r->err != 0)
+        return send_error(c, r);
     if (v == V_OK && (r->native ? r->sse : r->stream))
         return send_stream(c, r);
     if (v == V_BAD) {
@@ -580,7 +735,7 @@ static int answer_model(struct conn *c, struct rq *r)
     } else {
         mock_answer_body(&b, &r->a);
     }
-    rc = send_body(c, status, JSON_TYPE, &b, r->gzip, g.chunked, r->close);
+    rc = send_body(c, status, JSON_TYPE, &b, r->gzip, g.chunked, r->close, NULL);
     mock_buf_free(&b);
     return rc < 0 ? -1 : status;
 }
@@ -596,16 +751,41 @@ static void put_window(struct mock_buf *b, const char *prefix, const struct mock
                     w->max_tok_60s);
 }
 
+#define NERR (MOCK_ERR_END - 1)
+
+/* Pair <k> of tally.by_code, numbered native codes first, then compatible ones. */
+static const char *pair_code(int k) { return mock_err_code(k < NERR, (enum mock_err)(k % NERR + 1)); }
+static uint64_t pair_count(const struct tally *t, int k) { return t->by_code[k % NERR + 1][k < NERR]; }
+
+/* Every wire code once, with the count of all errors that carry it (the free-quota answer
+ * shares the TPM codes, and several errors have the same code in both envelopes). */
+static void put_codes(struct mock_buf *b, const struct tally *t)
+{
+    for (int k = 0; k < 2 * NERR; k++) {
+        const char *name = pair_code(k);
+        uint64_t n = 0;
+        int j;
+        for (j = 0; j < k && strcmp(pair_code(j), name) != 0; j++)
+            ;
+        if (j < k)
+            continue; /* counted with pair j */
+        for (j = k; j < 2 * NERR; j++)
+            if (strcmp(pair_code(j), name) == 0)
+                n += pair_count(t, j);
+        mock_buf_printf(b, "%s\"%s\":%" PRIu64, k ? "," : "", name, n);
+    }
+}
+
 static void put_tally(struct mock_buf *b, const struct tally *t)
 {
     mock_buf_printf(b,
-                    "{\"requests\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"throttled\":%" PRIu64
-                    ",\"errors\":%" PRIu64 ",\"streams\":%" PRIu64 ",\"input_tokens\":%" PRIu64
-                    ",\"output_tokens\":%" PRIu64 ",\"throttled_by_code\":{",
-                    t->requests, t->ok, t->throttled, t->errors, t->streams, t->input_tokens,
-                    t->output_tokens);
-    for (int i = 0; i < 4; i++)
-        mock_buf_printf(b, "%s\"%s\":%" PRIu64, i ? "," : "", code_names[i], t->by_code[i]);
+                    "{\"attempts_seen\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"ok\":%" PRIu64
+                    ",\"throttled\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"scripted\":%" PRIu64
+                    ",\"streams\":%" PRIu64 ",\"input_tokens\":%" PRIu64 ",\"output_tokens\":%" PRIu64
+                    ",\"throttled_by_code\":{",
+                    t->attempts_seen, t->requests, t->ok, t->throttled, t->errors, t->scripted, t->streams,
+                    t->input_tokens, t->output_tokens);
+    put_codes(b, t);
     mock_buf_printf(
         b, "},\"throttled_by_reason\":{\"rpm\":%" PRIu64 ",\"tpm\":%" PRIu64 ",\"free_quota\":%" PRIu64 "}",
         t->by_reason[0], t->by_reason[1], t->by_reason[2]);
@@ -641,10 +821,11 @@ static void stats_json(struct mock_buf *b)
     mock_buf_printf(b,
                     ",\"accept_encoding\":{\"absent\":%" PRIu64 ",\"identity\":%" PRIu64 ",\"gzip\":%" PRIu64
                     ",\"other\":%" PRIu64 "},\"expect_continue\":%" PRIu64 ",\"chunked_bodies\":%" PRIu64
-                    ",\"pipelined\":%" PRIu64 ",\"other_requests\":%" PRIu64 ",\"totals\":",
+                    ",\"pipelined\":%" PRIu64 ",\"other_requests\":%" PRIu64 ",\"closed_after_429\":%" PRIu64
+                    ",\"totals\":",
                     s->accept_encoding[AE_ABSENT], s->accept_encoding[AE_IDENTITY],
                     s->accept_encoding[AE_GZIP], s->accept_encoding[AE_OTHER], s->expect_continue,
-                    s->chunked_bodies, s->pipelined, s->other_requests);
+                    s->chunked_bodies, s->pipelined, s->other_requests, s->closed_after_429);
     put_tally(b, &s->tot);
     mock_buf_str(b, "},\"models\":{");
     for (const struct model *m = g.models; m != NULL; m = m->next) {
@@ -656,7 +837,11 @@ static void stats_json(struct mock_buf *b)
             mock_buf_printf(b, ",\"limit\":{\"rpm\":%" PRIu64 ",\"tpm\":%" PRIu64 "}", m->rpm, m->tpm);
         else
             mock_buf_str(b, ",\"limit\":null");
-        mock_buf_printf(b, ",\"free_quota\":%s}", m->free_quota ? "true" : "false");
+        mock_buf_printf(b, ",\"free_quota\":%s,\"scripted_pending\":%" PRIu64 ",\"last_statuses\":[",
+                        m->free_quota ? "true" : "false", scripts_pending(m));
+        for (uint64_t i = m->nlast > LAST_STATUSES ? m->nlast - LAST_STATUSES : 0; i < m->nlast; i++)
+            mock_buf_printf(b, "%d%s", m->last[i % LAST_STATUSES], i + 1 < m->nlast ? "," : "");
+        mock_buf_str(b, "]}");
     }
     mock_buf_str(b, "}}\n");
     pthread_mutex_unlock(&g.mu);
@@ -672,10 +857,48 @@ static int send_bulk(struct conn *c, struct rq *r)
         rc = send_json(c, 400, "{\"error\":\"usage: GET /bulk?bytes=N\"}\n", r->close);
         return rc < 0 ? -1 : 400;
     }
-    rc = send_head(c, 200, "application/octet-stream", (int64_t)n, 0, r->close);
+    rc = send_head(c, 200, "application/octet-stream", (int64_t)n, 0, r->close, NULL);
     for (uint64_t off = 0; rc == 0 && off < n; off += SLICE)
         rc = send_all(c, g.bulk, n - off < SLICE ? n - off : SLICE);
     return rc < 0 ? -1 : 200;
+}
+
+/* POST /mock/script: queues the rule of the body behind the model's others. */
+static int add_script(struct conn *c, struct rq *r)
+{
+    struct mock_buf b = {0};
+    struct rule *u, **tail;
+    struct model *m;
+    int status = 400, rc;
+    if (!r->j.done || r->json_err) {
+        mock_buf_str(&b, "{\"error\":\"the body is not valid JSON\"}\n");
+    } else if (r->rule_bad) {
+        mock_buf_str(&b, "{\"error\":\"unknown field or bad value\",\"field\":");
+        mock_buf_jstr(&b, r->bad_field, strlen(r->bad_field));
+        mock_buf_str(&b, ",\"usage\":{\"model\":\"M\",\"kind\":\"rpm|tpm|burst|generic|free_quota|capacity|"
+                         "unavailable|arrearage|commodity|prepaid|postpaid|free_tier_only\",\"count\":1,"
+                         "\"status\":\"400-599 (default: the kind's)\",\"retry_after_ms\":0,"
+                         "\"retry_after_s\":0,\"close\":false}}\n");
+    } else if (r->model[0] == '\0' || r->rule.err == 0) {
+        mock_buf_str(&b, "{\"error\":\"a rule needs \\\"model\\\" and \\\"kind\\\"\"}\n");
+    } else {
+        status = 200;
+        u = mock_calloc(sizeof *u);
+        *u = r->rule;
+        if (u->status == 0)
+            u->status = mock_err_status(u->err);
+        pthread_mutex_lock(&g.mu);
+        m = model_get(r->model);
+        for (tail = &m->rules; *tail != NULL; tail = &(*tail)->next)
+            ;
+        *tail = u;
+        mock_buf_printf(&b, "{\"queued\":%" PRIu64 ",\"pending\":%" PRIu64 "}\n", u->left,
+                        scripts_pending(m));
+        pthread_mutex_unlock(&g.mu);
+    }
+    rc = send_body(c, status, JSON_TYPE, &b, 0, 0, r->close, NULL);
+    mock_buf_free(&b);
+    return rc < 0 ? -1 : status;
 }
 
 static int dispatch(struct conn *c, struct rq *r)
@@ -685,14 +908,24 @@ static int dispatch(struct conn *c, struct rq *r)
     switch (r->route) {
     case R_STATS:
         stats_json(&b);
-        rc = send_body(c, 200, JSON_TYPE, &b, 0, 0, r->close);
+        rc = send_body(c, 200, JSON_TYPE, &b, 0, 0, r->close, NULL);
         mock_buf_free(&b);
         return rc < 0 ? -1 : 200;
     case R_RESET:
         pthread_mutex_lock(&g.mu);
         stats_reset();
+        scripts_clear();
         pthread_mutex_unlock(&g.mu);
         return send_json(c, 200, "{\"reset\":true}\n", r->close) < 0 ? -1 : 200;
+    case R_SCRIPT:
+        return add_script(c, r);
+    case R_UNSCRIPT:
+        pthread_mutex_lock(&g.mu);
+        mock_buf_printf(&b, "{\"cleared\":%" PRIu64 "}\n", scripts_clear());
+        pthread_mutex_unlock(&g.mu);
+        rc = send_body(c, 200, JSON_TYPE, &b, 0, 0, r->close, NULL);
+        mock_buf_free(&b);
+        return rc < 0 ? -1 : 200;
     case R_BULK:
     case R_NONE:
         pthread_mutex_lock(&g.mu);
@@ -764,7 +997,7 @@ static int read_head(struct conn *c, struct qs_http_request *req, int *pipelined
 static int read_body(struct conn *c, struct rq *r, enum qs_body_mode mode, uint64_t clen)
 {
     struct qs_http_body b;
-    int scan = r->route == R_MODEL;
+    int scan = r->route == R_MODEL || r->route == R_SCRIPT;
     if (mode == QS_BODY_NONE || (mode == QS_BODY_LENGTH && clen == 0))
         return 0;
     qs_http_body_init(&b, mode, clen);
@@ -779,7 +1012,8 @@ static int read_body(struct conn *c, struct rq *r, enum qs_body_mode mode, uint6
         c->in_off += used;
         if (dl > 0) {
             r->hash = mock_fnv1a(r->hash, d, dl);
-            if (scan && !r->j.done && !r->json_err && qs_json_feed(&r->j, d, dl, on_json, r) < 0)
+            if (scan && !r->j.done && !r->json_err &&
+                qs_json_feed(&r->j, d, dl, r->route == R_MODEL ? on_json : on_script_json, r) < 0)
                 r->json_err = 1;
         }
         if (rc == 1)
@@ -936,8 +1170,9 @@ static void usage(FILE *f)
 {
     fputs("usage: qshim-mock --cert FILE --key FILE [--port N] [--addr IP] [--limit MODEL=RPM/TPM]...\n"
           "                  [--latency-ms N] [--stream-delay-ms N] [--alpn-h2] [--close-on-429]\n"
-          "                  [--free-quota-model M]... [--chunked] [--log FILE]\n"
-          "Prints PORT=<n> once listening; runs until SIGTERM or SIGINT.\n",
+          "                  [--free-quota-model M]... [--retry-after-ms N] [--chunked] [--log FILE]\n"
+          "Prints PORT=<n> once listening; runs until SIGTERM or SIGINT.\n"
+          "HTTP: GET /mock/stats, POST /mock/reset, POST|DELETE /mock/script, GET /bulk?bytes=N.\n",
           f);
 }
 
@@ -982,11 +1217,13 @@ static int parse_args(int argc, char **argv)
                                          {"alpn-h2", 0, NULL, '2'},
                                          {"close-on-429", 0, NULL, 'C'},
                                          {"free-quota-model", 1, NULL, 'f'},
+                                         {"retry-after-ms", 1, NULL, 'r'},
                                          {"chunked", 0, NULL, 'K'},
                                          {"log", 1, NULL, 'o'},
                                          {"help", 0, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int o, idx = 0;
+    unsigned ms;
     while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         int bad = 0;
         switch (o) {
@@ -1013,6 +1250,11 @@ static int parse_args(int argc, char **argv)
             break;
         case 'L':
             bad = parse_limit(optarg);
+            break;
+        case 'r':
+            bad = parse_uint(optarg, 3600000, &ms);
+            if (!bad)
+                g.retry_after_ms = (int)ms;
             break;
         case 'f':
             if (strlen(optarg) > QS_JSON_STR_MAX)
@@ -1095,6 +1337,7 @@ static void free_all(void)
 {
     pthread_mutex_lock(&g.mu);
     stats_reset();
+    scripts_clear();
     while (g.models != NULL) {
         struct model *m = g.models;
         g.models = m->next;

@@ -122,6 +122,25 @@ set -- $(QSHIM_CONFIG=$WORK/short.conf req_py)
 check "max_total_ms 2000: the program gets the last 429 after ${2} ms" test "$1" = 429 -a "$2" -ge 1300 -a "$2" -lt 3000
 curl -s --http1.1 --cacert "$CA" -X DELETE "https://localhost:$FREE/mock/script" >/dev/null
 
+# fallback chain: qwen3-max keeps being throttled; after 300 ms the replay asks qwen-plus
+cat >"$WORK/fb.conf" <<'CONF'
+hosts = [ "localhost" ];
+retry = { max_attempts = 40; base_ms = 100; max_ms = 200; max_total_ms = 20000; };
+fallback = ( { model = "qwen3-max"; to = [ "qwen-plus" ]; after_ms = 300; } );
+CONF
+script '{"model":"qwen3-max","count":100,"kind":"tpm"}'
+: >"$QSHIM_LOG"
+out=$(QSHIM_CONFIG=$WORK/fb.conf with_shim $PY -c "
+import requests
+r = requests.post('https://localhost:$FREE/compatible-mode/v1/chat/completions', verify='$CA',
+                  json={'messages': [{'role': 'user', 'content': 'hi'}], 'model': 'qwen3-max'})
+print(r.status_code, r.json()['model'])")
+check "fallback: qwen3-max throttled for 300 ms, answered by qwen-plus ($out)" test "$out" = "200 qwen-plus"
+check "fallback: logged as fallback qwen3-max -> qwen-plus, request under qwen-plus" \
+    test "$(log_json "[r.get('reason') for r in recs if r['event']=='fallback'] + [r['model'] for r in recs if r['event']=='request']")" = \
+    "['qwen3-max -> qwen-plus', 'qwen-plus']"
+curl -s --http1.1 --cacert "$CA" -X DELETE "https://localhost:$FREE/mock/script" >/dev/null
+
 # SIGINT during a 30 s backoff: the program stops promptly. (A background job of a
 # non-interactive shell starts with SIGINT ignored; a program at a terminal has the
 # default handler, so the script puts Python's back first.)
