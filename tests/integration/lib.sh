@@ -20,7 +20,7 @@ qs_setup() {
     CA=$WORK/cert.pem
     export SSL_CERT_FILE=$CA   # python's default verify paths (urllib, aiohttp)
     export QSHIM_LOG=$WORK/audit.jsonl
-    unset QSHIM_DISABLE QSHIM_DEBUG QSHIM_MODE
+    unset QSHIM_DISABLE QSHIM_DEBUG QSHIM_MODE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE
     # the test's own config: the mock is reached as localhost and as the real host names
     printf 'hosts = [ "localhost", "dashscope.aliyuncs.com", "*.dashscope.aliyuncs.com" ];\n' >"$WORK/qshim.conf"
     export QSHIM_CONFIG=$WORK/qshim.conf
