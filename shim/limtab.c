@@ -22,7 +22,9 @@
 #define QS_LT_CONC_MAX 1000000
 
 /* One parsed table. <state> is written last, with release order, so that a reader that
- * sees it non-zero (acquire) also sees everything before it without taking the lock. */
+ * sees it non-zero (acquire) also sees everything before it without taking the lock: after
+ * its first use a table costs no lock, and a fork can then never inherit one held.
+ * (Helgrind does not model C11 atomics and reports these reads as races; TSan does not.) */
 struct qs_lt_cache {
     struct qs_limit *rows; /* nexact exact names sorted by model, then the globs in file order */
     size_t nrows, nexact;
@@ -48,10 +50,7 @@ static int qs_lt_find(const char *region)
     return -1;
 }
 
-int qs_limits_region_valid(const char *region)
-{
-    return qs_lt_find(region) >= 0;
-}
+int qs_limits_region_valid(const char *region) { return qs_lt_find(region) >= 0; }
 
 void qs_limits_region_list(char *out, size_t outlen)
 {
@@ -69,10 +68,7 @@ void qs_limits_region_list(char *out, size_t outlen)
     }
 }
 
-int qs_limits_retired(const struct qs_limit *l)
-{
-    return l->rpm == 0 && l->tpm == 0 && l->rps == 0;
-}
+int qs_limits_retired(const struct qs_limit *l) { return l->rpm == 0 && l->tpm == 0 && l->rps == 0; }
 
 /* ================================ Parsing ================================ */
 
@@ -142,8 +138,8 @@ static int qs_lt_entry(const char *name, const config_setting_t *e, struct qs_li
             const char *s = config_setting_get_string(m);
 
             if (s == NULL || s[0] == '\0' || strlen(s) >= sizeof(l->model))
-                return qs_lt_fail(err, errlen, name, mline, "model must be a non-empty string under %zu bytes",
-                                  sizeof(l->model));
+                return qs_lt_fail(err, errlen, name, mline,
+                                  "model must be a non-empty string under %zu bytes", sizeof(l->model));
             memcpy(l->model, s, strlen(s) + 1);
             continue;
         }
@@ -168,21 +164,12 @@ static int qs_lt_entry(const char *name, const config_setting_t *e, struct qs_li
         return qs_lt_fail(err, errlen, name, line, "entry has no model");
     /* Same rule as config.c: an entry with none of them would read as retired by accident. */
     if (!has_rate)
-        return qs_lt_fail(err, errlen, name, line, "\"%s\" needs rpm, tpm or rps (rpm = 0; tpm = 0; = retired)",
-                          l->model);
+        return qs_lt_fail(err, errlen, name, line,
+                          "\"%s\" needs rpm, tpm or rps (rpm = 0; tpm = 0; = retired)", l->model);
     return 0;
 }
 
-static int qs_lt_is_glob(const char *model)
-{
-    return strpbrk(model, "*?[") != NULL;
-}
-
-/* By name only: what bsearch uses over the exact names. */
-static int qs_lt_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct qs_limit *)a)->model, ((const struct qs_limit *)b)->model);
-}
+static int qs_lt_is_glob(const char *model) { return strpbrk(model, "*?[") != NULL; }
 
 /* The table's order: exact names first, by name (for bsearch), then the globs by line, which
  * keeps the file order that first-match needs. */
@@ -224,7 +211,8 @@ static int qs_lt_parse(const char *name, const char *text, struct qs_lt_cache *c
         goto out;
     }
     for (i = 0; i < n; i++) {
-        if (qs_lt_entry(name, config_setting_get_elem(list, (unsigned)i), &rows[i], c->err, sizeof(c->err)) < 0)
+        if (qs_lt_entry(name, config_setting_get_elem(list, (unsigned)i), &rows[i], c->err, sizeof(c->err)) <
+            0)
             goto out;
         nexact += !qs_lt_is_glob(rows[i].model);
     }
@@ -262,7 +250,8 @@ static struct qs_lt_cache *qs_lt_get(int idx)
         __atomic_store_n(&qs_lt_caches, caches, __ATOMIC_RELEASE);
     }
     if (caches != NULL && caches[idx].state == 0) {
-        int st = qs_lt_parse(qs_limits_tables[idx].region, qs_limits_tables[idx].text, &caches[idx]) == 0 ? 1 : -1;
+        int st =
+            qs_lt_parse(qs_limits_tables[idx].region, qs_limits_tables[idx].text, &caches[idx]) == 0 ? 1 : -1;
 
         __atomic_store_n(&caches[idx].state, st, __ATOMIC_RELEASE);
     }
@@ -270,8 +259,7 @@ static struct qs_lt_cache *qs_lt_get(int idx)
     return caches != NULL ? &caches[idx] : NULL;
 }
 
-int qs_limits_table(const char *region, const struct qs_limit **rows, size_t *nrows, char *err,
-                    size_t errlen)
+int qs_limits_table(const char *region, const struct qs_limit **rows, size_t *nrows, char *err, size_t errlen)
 {
     int idx = qs_lt_find(region);
     struct qs_lt_cache *c;
@@ -300,24 +288,22 @@ int qs_limits_table(const char *region, const struct qs_limit **rows, size_t *nr
 
 /* ================================ Lookup ================================ */
 
+/* bsearch's comparison: the key is the model name itself. */
+static int qs_lt_key_cmp(const void *key, const void *row)
+{
+    return strcmp(key, ((const struct qs_limit *)row)->model);
+}
+
 /* The entry of the parsed table <c> for <model>: exact name, then the first matching glob. */
 static const struct qs_limit *qs_lt_match(const struct qs_lt_cache *c, const char *model)
 {
-    struct qs_limit key;
-    const struct qs_limit *hit;
-    size_t i, n = strlen(model);
+    const struct qs_limit *hit = bsearch(model, c->rows, c->nexact, sizeof(*c->rows), qs_lt_key_cmp);
+    size_t i;
 
-    /* A name that does not fit in a row cannot be one; the globs may still match it. */
-    if (n < sizeof(key.model)) {
-        memcpy(key.model, model, n + 1);
-        hit = bsearch(&key, c->rows, c->nexact, sizeof(*c->rows), qs_lt_cmp);
-        if (hit != NULL)
-            return hit;
-    }
-    for (i = c->nexact; i < c->nrows; i++)
+    for (i = c->nexact; hit == NULL && i < c->nrows; i++)
         if (fnmatch(c->rows[i].model, model, 0) == 0)
-            return &c->rows[i];
-    return NULL;
+            hit = &c->rows[i];
+    return hit;
 }
 
 int qs_limits_lookup(const struct qs_config *cfg, const char *region, const char *model, struct qs_limit *out,

@@ -2,6 +2,7 @@
  *
  *   qshim run [-c FILE] [--observe] [--] COMMAND [ARG...]
  *   qshim config check [FILE]
+ *   qshim limits [-c FILE] [-r REGION] [MODEL...]
  *   qshim help [COMMAND]
  *
  * Each subcommand is one row of qs_cmds and one function, so later ones (doctor,
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "limtab.h"
 
 /* Like env(1) and nice(1): the launcher's own failure, as apart from the command's status. */
 #define QS_EXIT_LAUNCHER 125
@@ -355,6 +357,173 @@ static int qs_cmd_config(int argc, char **argv)
     return QS_EXIT_USAGE;
 }
 
+/* =============================== qshim limits =============================== */
+
+static const char qs_limits_usage[] =
+    "usage: qshim limits [-c FILE] [-r REGION] [MODEL...]\n"
+    "\n"
+    "Prints the effective rate limits: the config's `limits` entries first (first glob\n"
+    "that matches), then the region's built-in table (transcribed from the DashScope\n"
+    "rate-limit page), then default_limit. With MODEL, that model's limit and where it\n"
+    "comes from; without, every model of the region's table (overrides applied and shown\n"
+    "as the source), then the config's entries that name no table model, then the default.\n"
+    "\n"
+    "  -c, --config FILE    use FILE (default: the config qshim would use, or none)\n"
+    "  -r, --region REGION  the table to use (default: the config's region; \"auto\",\n"
+    "                       which the shim resolves from the host name, means cn-beijing)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "rpm and tpm are per minute, rps and tps per second, concurrency is requests in\n"
+    "flight; \"-\" means not limited. A retired model shows rpm 0 and tpm 0. The config's\n"
+    "headroom is applied by the pacer on top of these numbers.\n"
+    "\n"
+    "Exit status: 0; 1 if the config or a table cannot be read; 2 on a usage error\n"
+    "(unknown option or region).\n";
+
+static int qs_cmd_limits(int argc, char **argv)
+{
+    struct qs_row {
+        const char *name;
+        struct qs_limit lim;
+        char src[QS_CFG_PATH_MAX + 64];
+    } *rows = NULL;
+    const char *cfile = NULL, *region = NULL;
+    const struct qs_limit *tab;
+    struct qs_config *cfg;
+    char path[QS_CFG_PATH_MAX], err[QS_CFG_ERR_MAX], list[256];
+    size_t ntab = 0, nrows = 0, r, k, wname = 5;
+    int i, j, rc = 1;
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "-r") == 0 ||
+                   strcmp(a, "--region") == 0) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "qshim limits: %s needs a value\n\n%s", a, qs_limits_usage);
+                return QS_EXIT_USAGE;
+            }
+            if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
+                cfile = argv[++i];
+            else
+                region = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            cfile = a + 9;
+        } else if (strncmp(a, "--region=", 9) == 0) {
+            region = a + 9;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(qs_limits_usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "qshim limits: unknown option '%s'\n\n%s", a, qs_limits_usage);
+            return QS_EXIT_USAGE;
+        }
+    }
+    cfg = malloc(sizeof(*cfg));
+    if (cfg == NULL) {
+        fprintf(stderr, "qshim limits: out of memory\n");
+        return 1;
+    }
+    qs_config_defaults(cfg);
+    if (cfile != NULL)
+        snprintf(path, sizeof(path), "%s", cfile);
+    else if (qs_config_find(path, sizeof(path)) < 0)
+        path[0] = '\0';
+    if (path[0] != '\0' && qs_config_load_file(path, cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qshim limits: %s\n", err);
+        goto out;
+    }
+    if (region == NULL)
+        region = strcmp(cfg->region, "auto") == 0 ? "cn-beijing" : cfg->region;
+    if (!qs_limits_region_valid(region)) {
+        qs_limits_region_list(list, sizeof(list));
+        fprintf(stderr, "qshim limits: unknown region '%s' (valid: %s)\n", region, list);
+        rc = QS_EXIT_USAGE;
+        goto out;
+    }
+    if (qs_limits_table(region, &tab, &ntab, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qshim limits: %s\n", err);
+        goto out;
+    }
+    /* At most: the table, every config entry and the default; or the models asked for. */
+    rows = calloc(i < argc ? (size_t)(argc - i) : ntab + (size_t)cfg->nlimits + 1, sizeof(*rows));
+    if (rows == NULL) {
+        fprintf(stderr, "qshim limits: out of memory\n");
+        goto out;
+    }
+    if (i < argc) {
+        for (; i < argc; i++, nrows++) {
+            rows[nrows].name = argv[i];
+            qs_limits_lookup(cfg, region, argv[i], &rows[nrows].lim, rows[nrows].src,
+                             sizeof(rows[nrows].src));
+            /* Say which glob matched when it is not the name itself. */
+            if (strcmp(rows[nrows].lim.model, argv[i]) != 0 && strncmp(rows[nrows].src, "config ", 7) == 0)
+                snprintf(rows[nrows].src + strlen(rows[nrows].src),
+                         sizeof(rows[nrows].src) - strlen(rows[nrows].src), " (%s)", rows[nrows].lim.model);
+        }
+    } else {
+        for (r = 0; r < ntab; r++, nrows++) {
+            rows[nrows].name = tab[r].model;
+            qs_limits_lookup(cfg, region, tab[r].model, &rows[nrows].lim, rows[nrows].src,
+                             sizeof(rows[nrows].src));
+            if (strncmp(rows[nrows].src, "config ", 7) == 0)
+                snprintf(rows[nrows].src + strlen(rows[nrows].src),
+                         sizeof(rows[nrows].src) - strlen(rows[nrows].src), ", over the table");
+        }
+        /* Config entries that are globs or models the table lacks: shown as they are. */
+        for (j = 0; j < cfg->nlimits; j++) {
+            for (r = 0; r < ntab && strcmp(tab[r].model, cfg->limits[j].model) != 0; r++)
+                ;
+            if (r < ntab)
+                continue;
+            rows[nrows].name = cfg->limits[j].model;
+            rows[nrows].lim = cfg->limits[j];
+            snprintf(rows[nrows].src, sizeof(rows[nrows].src), "config %s:%d", cfg->source,
+                     cfg->limits[j].line);
+            nrows++;
+        }
+        rows[nrows].name = "(any other)";
+        rows[nrows].lim = cfg->default_limit;
+        /* Worded as qs_limits_lookup words it. */
+        if (cfg->has_default_limit)
+            snprintf(rows[nrows].src, sizeof(rows[nrows].src), "default_limit %s:%d", cfg->source,
+                     cfg->default_limit.line);
+        else
+            snprintf(rows[nrows].src, sizeof(rows[nrows].src), "default_limit");
+        nrows++;
+    }
+    for (r = 0; r < nrows; r++)
+        if (strlen(rows[r].name) > wname)
+            wname = strlen(rows[r].name);
+    printf("# region %s, config %s\n", region,
+           cfg->source[0] != '\0' ? cfg->source : "(none: built-in defaults)");
+    printf("%-*s %10s %12s %6s %8s %11s  %s\n", (int)wname, "MODEL", "RPM", "TPM", "RPS", "TPS",
+           "CONCURRENCY", "SOURCE");
+    for (r = 0; r < nrows; r++) {
+        const struct qs_limit *l = &rows[r].lim;
+        double v[5] = {l->rpm, l->tpm, l->rps, l->tps, l->concurrency};
+        char cell[5][32];
+
+        /* 0 is "not limited", except rpm and tpm of a retired model, which are the point. */
+        for (k = 0; k < 5; k++) {
+            if (v[k] > 0 || (k < 2 && qs_limits_retired(l)))
+                snprintf(cell[k], sizeof(cell[k]), "%.15g", v[k]);
+            else
+                snprintf(cell[k], sizeof(cell[k]), "-");
+        }
+        printf("%-*s %10s %12s %6s %8s %11s  %s%s\n", (int)wname, rows[r].name, cell[0], cell[1], cell[2],
+               cell[3], cell[4], rows[r].src, qs_limits_retired(l) ? " (retired)" : "");
+    }
+    rc = 0;
+out:
+    free(rows);
+    free(cfg);
+    return rc;
+}
+
 /* ================================ qshim help ================================ */
 
 static const char qs_help_usage[] = "usage: qshim help [COMMAND]\n"
@@ -384,6 +553,7 @@ static int qs_cmd_help(int argc, char **argv)
 static const struct qs_cmd qs_cmds[] = {
     {"run", qs_cmd_run, "run a command under the shim", qs_run_usage},
     {"config", qs_cmd_config, "check a config file and show the effective settings", qs_config_usage},
+    {"limits", qs_cmd_limits, "show the effective rate limits of a region or of models", qs_limits_usage},
     {"help", qs_cmd_help, "show the help of a command", qs_help_usage},
 };
 
