@@ -1,0 +1,109 @@
+/* conn_int.h - what conn.c (requests) and answer.c (answers) share about a connection.
+ * Private to those two files; everyone else sees only conn.h.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef QS_CONN_INT_H
+#define QS_CONN_INT_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "dashscope.h"
+#include "http.h"
+#include "json.h"
+#include "sse.h"
+
+#define HEAD_MAX (64 * 1024) /* a longer request or answer head is not HTTP we handle */
+#define INFLIGHT_MAX 16      /* pipelined requests awaiting answers */
+#define SSL_ERROR_SSL_ 1     /* OpenSSL's SSL_get_error values we act on */
+#define SSL_ERROR_SYSCALL_ 5
+#define SSL_ERROR_ZERO_RETURN_ 6
+
+/* A request sent (or being assembled) and the facts logged when its answer ends. */
+struct exchange {
+    char method[16];
+    char path[256];
+    char model[QS_DS_MODEL_MAX];
+    char key[9];
+    int stream;
+    int passthrough;
+    const char *reason;
+    uint64_t t_start_ns;
+    int64_t est_tokens;
+    int status;
+    struct qs_ds_resp resp;
+    int attempts;         /* sends of this request so far */
+    int fallback_step;    /* models of the fallback chain used so far */
+    char first_model[QS_DS_MODEL_MAX]; /* the model the program asked for */
+    int64_t retry_ms;     /* time waited before replays */
+    struct qs_buf sent;   /* the bytes sent, kept for a replay until the answer is known */
+};
+
+enum wstate { W_HEAD, W_BODY, W_PASS_BODY };
+enum rstate { R_HEAD, R_BODY, R_OFF };
+
+struct qs_conn {
+    SSL *ssl;
+    char host[256];
+    int passthrough;      /* the whole connection is plain pass-through */
+    int alpn_done, established;
+
+    /* write side */
+    struct qs_buf in;     /* program bytes of the request being assembled */
+    struct qs_buf head;   /* its rewritten head, built when the head is complete */
+    enum wstate wstate;
+    size_t head_len;      /* length of the original head inside <in> */
+    size_t scanned;       /* bytes of <in> already given to the body decoder */
+    struct qs_http_body body;
+    struct qs_json json;
+    struct qs_ds_req req;
+    int json_bad;
+    struct exchange cur;
+    struct qs_buf wire;   /* bytes ready for the server, sent from wire.off */
+    int flushing;         /* a program call is waiting for <wire> to drain */
+    size_t flush_num;
+
+    /* answers, in request order */
+    struct exchange q[INFLIGHT_MAX];
+    int qhead, qlen;
+
+    /* read side */
+    enum rstate rstate;
+    struct qs_buf rhead;
+    struct qs_http_body rbody;
+    int event_stream;
+    struct qs_sse sse;
+    int sse_in_data, sse_in_comment;
+    char comment[24];     /* start of the current SSE comment line (":HTTP_STATUS/429") */
+    size_t comment_len;
+    struct qs_json rjson;
+    int rjson_bad;
+
+    /* Bytes for the program that it has not read yet: [hold.off, release_end) may be
+     * delivered; [release_end, hold.len) is an answer held back until it is known not
+     * to be a throttle. A synthesised "100 Continue" goes here too. */
+    struct qs_buf hold;
+    size_t release_end;
+    int holding;          /* answer bytes go to <hold>, not to the program */
+    enum { AWAIT_NONE, AWAIT_BODY, AWAIT_EVENT } await; /* what the verdict waits for */
+    int retry_ready;      /* a throttle's answer is complete: replay it or give up */
+    int answer_close;     /* that answer said Connection: close */
+    int64_t retry_after_ms;
+};
+
+
+/* Emits one audit record about <x> (may be NULL) on connection <c>. */
+void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const struct exchange *x,
+                  const char *event, const char *reason);
+/* Emits the final record of <x>: "request", or "passthrough" for requests not ours. */
+void qs_conn_finish(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, const char *reason);
+/* Sends the unsent part of <b> with the real write the program used (<ex>).
+ * Returns 1 when all is sent, or the real failure value. */
+int qs_conn_drain(const struct qs_conn_env *env, SSL *s, int ex, struct qs_buf *b);
+/* Writes the head to send for <req> into <out> (see conn.c). Returns 0 or -1. */
+int qs_conn_build_head(struct qs_buf *out, const struct qs_http_request *req, int64_t content_length);
+/* Copies <n> bytes at <s> into <dst> as a C string, truncated to <dstlen> - 1. */
+void qs_conn_copy_span(char *dst, size_t dstlen, const char *s, size_t n);
+
+#endif
