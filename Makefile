@@ -18,11 +18,16 @@ CORE_OBJS = $(filter-out $(B)/shim/hook.o,$(SHIM_OBJS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOLS = $(B)/qshim $(B)/qshim-mock
+TOOLS += $(B)/qshim-log
 HELPERS = $(B)/tests/bench_client
+# A process of tests/integration/test_shm_procs.sh.
+HELPERS += $(B)/tests/shm_hammer
 
 all: $(B)/libqshim.so $(TOOLS)
 
 MOCK_OBJS = $(patsubst %.c,$(B)/%.o,$(wildcard tools/mock_*.c))
+# qshim-log's modules (reading, records, statistics, charts); its unit tests link them too.
+LOG_OBJS = $(patsubst %.c,$(B)/%.o,$(wildcard tools/log_*.c))
 
 $(B)/%.o: %.c $(wildcard shim/*.h) $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
@@ -65,18 +70,41 @@ $(B)/libqshim.so: $(SHIM_OBJS) shim/libqshim.map
 	$(CC) -shared -Wl,-soname,libqshim.so -Wl,--version-script=shim/libqshim.map -Wl,-z,defs \
 	      -o $@ $(SHIM_OBJS) $(LDFLAGS) -lconfig -ldl -lpthread
 
-$(B)/qshim: $(B)/tools/qshim.o $(B)/libqs.a
+# qshim: the launcher and its larger subcommands (doctor, status) in tools/qshim_*.c.
+QSHIM_OBJS = $(B)/tools/qshim.o $(patsubst %.c,$(B)/%.o,$(wildcard tools/qshim_*.c))
+
+$(B)/qshim: $(QSHIM_OBJS) $(B)/libqs.a
 	$(CC) -o $@ $^ $(LDFLAGS) -lconfig -ldl -lpthread
 
 $(B)/qshim-mock: $(B)/tools/qshim-mock.o $(MOCK_OBJS) $(B)/libqs.a
 	$(CC) -o $@ $^ $(LDFLAGS) -lssl -lcrypto -lz -lpthread
 
+$(B)/qshim-log: $(B)/tools/qshim-log.o $(LOG_OBJS) $(B)/libqs.a
+	$(CC) -o $@ $^ $(LDFLAGS) -lconfig -ldl -lpthread
+
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libqs.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS) -lcmocka -lconfig -ldl -lpthread
 
+# The shorter stem wins over the rule above: tests/unit/test_log_*.c test tools/log_*.c.
+$(B)/tests/test_log_%: $(B)/tests/unit/test_log_%.o $(LOG_OBJS) $(B)/libqs.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS) -lcmocka -lconfig -ldl -lpthread
+
+$(B)/tests/unit/test_log_%.o: QS_CFLAGS += -Itools
+
 $(B)/tests/bench_client: $(B)/tests/bench/bench_client.o
 	$(CC) -o $@ $^ $(LDFLAGS) -lssl -lcrypto -lpthread
+
+# Shared pacing table: the integration test's process and the decision benchmark (not run by
+# make test). test_shm.c and shm_hammer.c include shim/shm.c to reach its bucket lock.
+$(B)/tests/shm_hammer: $(B)/tests/integration/shm_hammer.o $(B)/libqs.a
+	$(CC) -o $@ $^ $(LDFLAGS) -lpthread
+
+$(B)/tests/bench_pacer: $(B)/tests/bench/bench_pacer.o $(B)/libqs.a
+	$(CC) -o $@ $^ $(LDFLAGS) -lpthread
+
+$(B)/tests/unit/test_shm.o $(B)/tests/integration/shm_hammer.o: shim/shm.c
 
 unit: $(UNIT_BINS)
 
@@ -86,14 +114,16 @@ test: all $(UNIT_BINS) $(HELPERS)
 demo: all
 	@sh tools/demo.sh $(B)
 
-bench: all $(HELPERS)
+bench: all $(HELPERS) $(B)/tests/bench_pacer
 	@sh tests/bench/run.sh $(B)
+	@sh tests/bench/pacing.sh $(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/qshim $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/qshim/limits
 	install -m 0644 $(B)/libqshim.so $(DESTDIR)$(PREFIX)/lib/qshim/libqshim.so
 	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 config/qshim.conf $(DESTDIR)$(PREFIX)/share/qshim/qshim.conf.example
+	install -m 0644 $(LIMIT_CONFS) $(DESTDIR)$(PREFIX)/share/qshim/limits/
 
 clean:
 	rm -rf $(B)

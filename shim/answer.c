@@ -198,8 +198,11 @@ static long observe_head(struct qs_conn *c)
     return n;
 }
 
-static void observe(struct qs_conn *c, const struct qs_conn_env *env, const char *p, size_t n)
+/* Observes <n> answer bytes. Returns how many were observed: all of them, or fewer when
+ * a held throttle ended before them (they belong to whatever the server sent next). */
+static size_t observe(struct qs_conn *c, const struct qs_conn_env *env, const char *p, size_t n)
 {
+    size_t total = n;
     while (n > 0 && c->rstate != R_OFF && !c->retry_ready) {
         if (c->rstate == R_BODY) {
             size_t used = observe_body(c, env, p, n);
@@ -211,17 +214,17 @@ static void observe(struct qs_conn *c, const struct qs_conn_env *env, const char
         if (qs_buf_append(&c->rhead, p, n) != 0) {
             c->rstate = R_OFF;
             release(c);
-            return;
+            return total;
         }
         long h = observe_head(c);
         if (h < 0) {
             qs_diag("%s: unreadable answer head; no longer observing", c->host);
             c->rstate = R_OFF;
             release(c);
-            return;
+            return total;
         }
         if (h == 0)
-            return;
+            return total;
         /* the bytes after the head were part of this read */
         size_t used = (size_t)h - before;
         qs_buf_reset(&c->rhead);
@@ -232,6 +235,7 @@ static void observe(struct qs_conn *c, const struct qs_conn_env *env, const char
     }
     if (c->holding && c->hold.len - c->release_end > HOLD_MAX)
         release(c); /* too big to be a throttle envelope */
+    return total - n;
 }
 
 /* Whether the answer about to start should be held back: only in enforce mode, for
@@ -255,17 +259,17 @@ static const struct qs_fallback *chain_of(const struct qs_conn_env *env, const c
 /* The fallback chain (off unless configured): after <throttled_ms> of throttling,
  * the kept request names the next model of its chain, one step per after_ms, with
  * Content-Length fixed. Only Content-Length bodies with one unambiguous top-level
- * "model" are rewritten; anything else keeps its model. */
-static void fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t throttled_ms)
+ * "model" are rewritten; anything else keeps its model. Returns 1 when it rewrote it. */
+static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t throttled_ms)
 {
     const struct qs_fallback *fb = chain_of(env, x->first_model);
     if (fb == NULL || fb->after_ms <= 0)
-        return;
+        return 0;
     uint64_t step = throttled_ms / (uint64_t)fb->after_ms;
     if (step > (uint64_t)fb->nto)
         step = (uint64_t)fb->nto;
     if (step <= (uint64_t)x->fallback_step)
-        return;
+        return 0;
     const char *to = fb->to[step - 1];
     struct qs_http_request req;
     int hl = qs_http_parse_request(x->sent.p, x->sent.len, &req);
@@ -274,7 +278,7 @@ static void fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct e
         qs_ds_find_model(x->sent.p + hl, x->sent.len - (size_t)hl, x->model, &at, &len) != 0) {
         qs_debug("%s: cannot rewrite the model of this request; no fallback", c->host);
         x->fallback_step = fb->nto; /* do not try again */
-        return;
+        return 0;
     }
     const char *body = x->sent.p + hl;
     size_t blen = x->sent.len - (size_t)hl, tlen = strlen(to);
@@ -283,46 +287,75 @@ static void fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct e
         qs_buf_append(&out, "\"", 1) != 0 || qs_buf_append(&out, to, tlen) != 0 ||
         qs_buf_append(&out, "\"", 1) != 0 || qs_buf_append(&out, body + at + len, blen - at - len) != 0) {
         qs_buf_free(&out);
-        return;
+        return 0;
     }
-    char why[2 * QS_DS_MODEL_MAX + 8];
-    snprintf(why, sizeof why, "%s -> %s", x->model, to);
-    qs_conn_emit(env, c, x, "fallback", why);
     qs_buf_free(&x->sent);
     x->sent = out;
     qs_conn_copy_span(x->model, sizeof x->model, to, tlen);
     x->fallback_step = (int)step;
+    return 1;
+}
+
+/* The wait before replaying <x> after the throttle of <throttled> (the same request before a
+ * fallback rewrote its model): the model goes into cooldown for <delay_ms> in every process
+ * that shares its budget, and the replay takes the pacer's first slot after that, so the
+ * wait is never shorter than <delay_ms> nor earlier than the pacer allows. In ms. */
+static uint64_t throttle_wait(struct qs_conn *c, const struct qs_conn_env *env, const struct exchange *throttled,
+                              struct exchange *x, uint64_t delay_ms)
+{
+    if (env->budget == NULL || !env->pace_wait)
+        return delay_ms;
+    char region[32];
+    qs_conn_region(env, c, region, sizeof region);
+    if (throttled->model[0])
+        qs_budget_cooldown(env->budget, region, throttled->model, qs_now_ns() + delay_ms * 1000000u);
+    uint64_t slot_ms = (qs_conn_pace(c, env, x) + 999999u) / 1000000u;
+    return slot_ms > delay_ms ? slot_ms : delay_ms;
 }
 
 /* A held throttle is complete: wait and replay the request on this connection, or
- * give the program the throttle as it came (the server closed the connection, the
- * attempts or the time ran out, or a signal interrupted the wait). */
-static void retry(struct qs_conn *c, const struct qs_conn_env *env)
+ * give the program the throttle as it came (the server closed the connection or sent
+ * more after it, the program pipelined another request behind it, the attempts or the
+ * time ran out, or a signal interrupted the wait). <more> is 1 when bytes followed the
+ * throttle in the same read. Returns 1 when the request is replayed. */
+static int retry(struct qs_conn *c, const struct qs_conn_env *env, int more)
 {
     struct exchange *x = front(c);
     c->retry_ready = 0;
-    qs_conn_emit(env, c, x, "throttled", NULL);
     uint64_t delay = qs_retry_delay_ms(x->attempts, c->retry_after_ms, env->retry_base_ms, env->retry_max_ms,
                                        env->rand01());
     uint64_t elapsed = (qs_now_ns() - x->t_start_ns) / 1000000u;
     const char *why = NULL;
     if (c->answer_close)
         why = "the server closed the connection";
+    else if (c->qlen > 1 || more)
+        why = "another answer follows"; /* a replay would come after it: out of order */
     else if (x->attempts >= env->retry_max_attempts)
         why = "retry.max_attempts reached";
     else if (elapsed + delay > (uint64_t)env->retry_max_total_ms)
         why = "retry.max_total_ms reached";
-    else if (env->sleep_ms(delay) != 0)
-        why = "interrupted";
+    struct exchange throttled = *x; /* for its record, which is written only if it stays hidden */
+    int fell_back = 0;
     if (why == NULL) {
-        fall_back(c, env, x, elapsed + delay);
+        fell_back = fall_back(c, env, x, elapsed + delay);
+        delay = throttle_wait(c, env, &throttled, x, delay);
+        if (env->sleep_ms(delay) != 0)
+            why = "interrupted";
+    }
+    if (why == NULL) {
+        qs_conn_emit(env, c, &throttled, "throttled", NULL);
+        if (fell_back) {
+            char step[2 * QS_DS_MODEL_MAX + 8];
+            snprintf(step, sizeof step, "%s -> %s", throttled.model, x->model);
+            qs_conn_emit(env, c, &throttled, "fallback", step);
+        }
         if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0)
             why = "out of memory";
     }
     if (why != NULL) {
         release(c);
         answer_done(c, env, why);
-        return;
+        return 0;
     }
     x->retry_ms += (int64_t)delay;
     x->attempts++;
@@ -332,6 +365,7 @@ static void retry(struct qs_conn *c, const struct qs_conn_env *env)
     qs_buf_reset(&c->rhead);
     c->rstate = R_HEAD;
     c->await = AWAIT_NONE;
+    return 1;
 }
 
 /* Calls the real read the program called. Returns 1 with *got set, or the real
@@ -412,9 +446,9 @@ int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void 
             return rc;
         }
         c->hold.len += got;
-        observe(c, env, c->hold.p + c->hold.len - got, got);
-        if (c->retry_ready)
-            retry(c, env);
+        size_t seen = observe(c, env, c->hold.p + c->hold.len - got, got);
+        if (c->retry_ready && !retry(c, env, seen < got) && seen < got && c->rstate != R_OFF)
+            observe(c, env, c->hold.p + c->hold.len - got + seen, got - seen); /* the next answer */
     }
 }
 

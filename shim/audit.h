@@ -45,4 +45,33 @@ int qs_audit_open(const char *path);
  * or short write. */
 int qs_audit_write(int fd, const char *line, size_t len);
 
+/* ==== A log with rotation (what the shim writes through) ==== */
+
+/* An open log: its path, rotation settings and descriptor, behind a mutex (opaque). */
+struct qs_audit;
+
+/* Makes a log for <path> (its directories are made 0700 and the file 0600 when absent,
+ * on the first record). <max_bytes> > 0 turns on rotation: a record that would take the
+ * file past <max_bytes> first renames PATH to PATH.1 (PATH.1 to PATH.2 ... up to
+ * PATH.<keep>, the oldest dropped; with <keep> 0 the full file is removed). Nothing is
+ * opened yet. Returns NULL only when out of memory. */
+struct qs_audit *qs_audit_new(const char *path, long max_bytes, int keep);
+
+/* Appends one formatted line with a single write(2) on an O_APPEND descriptor, rotating
+ * first if it is due. Any number of threads and processes may log to one path: rotation
+ * is done by one process at a time (flock on PATH.lock), and every writer notices that the
+ * file at PATH changed (rotated or removed) and reopens it before its next record, so a
+ * record is never lost to rotation except by falling off the end of <keep>. Returns 0, or
+ * -1 when the record was not written. The first failure of any kind (cannot open, write,
+ * rotate) prints one line on stderr; later ones are silent. A log that cannot be opened is
+ * not tried again. Never raises SIGPIPE, never blocks on a FIFO or pipe. */
+int qs_audit_log(struct qs_audit *a, const char *line, size_t len);
+
+/* In the child after fork(): makes the log usable even if another thread of the parent
+ * was inside qs_audit_log at the fork (its mutex is initialised anew). */
+void qs_audit_atfork_child(struct qs_audit *a);
+
+/* Closes the descriptor and frees <a> (NULL is fine). */
+void qs_audit_free(struct qs_audit *a);
+
 #endif

@@ -33,14 +33,19 @@ struct qs_conn *qs_conn_new(SSL *ssl, const char *host, size_t host_len)
     return c;
 }
 
+void qs_conn_region(const struct qs_conn_env *env, const struct qs_conn *c, char *out, size_t outlen)
+{
+    if (strcmp(env->region, "auto") != 0)
+        snprintf(out, outlen, "%s", env->region);
+    else if (!qs_ds_region_from_host(c->host, strlen(c->host), out, outlen))
+        snprintf(out, outlen, "cn-beijing");
+}
+
 void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const struct exchange *x,
                  const char *event, const char *reason)
 {
-    char region[32] = "";
-    if (strcmp(env->region, "auto") != 0)
-        snprintf(region, sizeof region, "%s", env->region);
-    else if (!qs_ds_region_from_host(c->host, strlen(c->host), region, sizeof region))
-        snprintf(region, sizeof region, "cn-beijing");
+    char region[32];
+    qs_conn_region(env, c, region, sizeof region);
 
     char host[256];
     snprintf(host, sizeof host, "%.*s", (int)strcspn(c->host, ":"), c->host);
@@ -58,7 +63,7 @@ void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const 
         .stream = x ? x->stream : 0,
         .status = x ? x->status : 0,
         .attempts = x ? (x->attempts > 0 ? x->attempts : 1) : -1,
-        .paced_ms = x ? 0 : -1,
+        .paced_ms = x ? x->paced_ms : -1,
         .retry_ms = x ? x->retry_ms : -1,
         .latency_ms = x && x->t_start_ns ? (int64_t)((qs_now_ns() - x->t_start_ns) / 1000000u) : -1,
         .est_tokens = x && !x->passthrough ? x->est_tokens : -1,
@@ -71,9 +76,47 @@ void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const 
     env->emit(&r);
 }
 
+uint64_t qs_conn_pace(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x)
+{
+    x->paced = 0;
+    if (env->budget == NULL || x->model[0] == '\0' || x->est_tokens < 0)
+        return 0;
+    char region[32];
+    qs_conn_region(env, c, region, sizeof region);
+    uint64_t now = qs_now_ns(), wait = 0;
+    int rc = qs_budget_reserve(env->budget, region, x->model, (uint64_t)x->est_tokens, now, &wait);
+    if (rc != QS_BUDGET_GO)
+        return 0;
+    x->paced = 1;
+    x->slot_ns = now + wait;
+    return wait;
+}
+
+/* The tokens the server counted for <x>: its usage when the answer carried it, otherwise
+ * the prompt estimate plus what the streamed text suggests (or the reserved maximum). */
+static int64_t tokens_used(const struct exchange *x)
+{
+    const struct qs_ds_resp *r = &x->resp;
+    if (r->total_tokens >= 0 && r->input_tokens < 0)
+        return r->total_tokens;
+    if (r->input_tokens >= 0 || r->output_tokens >= 0)
+        return (r->input_tokens > 0 ? r->input_tokens : 0) + (r->output_tokens > 0 ? r->output_tokens : 0);
+    if (x->status < 200 || x->status > 299)
+        return x->est_prompt; /* no answer text: the prompt was read at most */
+    if (x->stream && r->out_chars > 0)
+        return x->est_prompt + (int64_t)(r->out_cjk + (r->out_chars - r->out_cjk + 3) / 4);
+    return x->est_tokens;
+}
+
 void qs_conn_finish(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x,
                             const char *reason)
 {
+    if (x->paced) {
+        char region[32];
+        qs_conn_region(env, c, region, sizeof region);
+        qs_budget_settle(env->budget, region, x->model, qs_now_ns(), x->slot_ns, tokens_used(x) - x->est_tokens);
+        x->paced = 0;
+    }
     if (x->passthrough)
         qs_conn_emit(env, c, x, "passthrough", x->reason);
     else
@@ -288,12 +331,13 @@ static int enqueue(struct qs_conn *c)
 }
 
 /* Copies what the body scan found into the request's record. */
-static void take_body_facts(struct qs_conn *c)
+static void take_body_facts(struct qs_conn *c, const struct qs_conn_env *env)
 {
     struct exchange *x = &c->cur;
     qs_conn_copy_span(x->model, sizeof x->model, c->req.model, strlen(c->req.model));
     x->stream |= c->req.stream;
-    x->est_tokens = (int64_t)qs_ds_estimate_tokens(&c->json, &c->req, 0);
+    x->est_prompt = (int64_t)qs_ds_estimate_tokens(&c->json, &c->req, 0) - (c->req.max_tokens > 0 ? c->req.max_tokens : 0);
+    x->est_tokens = (int64_t)qs_ds_estimate_tokens(&c->json, &c->req, env->default_out_tokens);
 }
 
 /* The request in <in>[0, end) is complete: queue it for sending. */
@@ -302,8 +346,12 @@ static int finish_request(struct qs_conn *c, const struct qs_conn_env *env, size
     struct exchange *x = &c->cur;
     x->t_start_ns = qs_now_ns();
     if (c->wstate == W_BODY) {
-        take_body_facts(c);
+        take_body_facts(c, env);
         x->attempts = 1;
+        uint64_t wait = qs_conn_pace(c, env, x);
+        x->paced_ms = (int64_t)((wait + 999999u) / 1000000u);
+        if (wait > 0 && env->pace_wait && x->slot_ns > c->send_at_ns)
+            c->send_at_ns = x->slot_ns;
         memcpy(x->first_model, x->model, sizeof x->model);
         size_t start = c->wire.len;
         if (qs_buf_append(&c->wire, c->head.p, c->head.len) != 0 ||
@@ -350,7 +398,7 @@ static int scan_body(struct qs_conn *c, const struct qs_conn_env *env)
         qs_diag("%s: request body over %zu bytes; sending it unpaced", c->host, env->max_buffer);
         c->cur.passthrough = 1;
         c->cur.reason = "body over the buffer limit";
-        take_body_facts(c);
+        take_body_facts(c, env);
         if (qs_buf_append(&c->wire, c->head.p, c->head.len) != 0 ||
             qs_buf_append(&c->wire, c->in.p + c->head_len, c->scanned - c->head_len) != 0)
             return -1;
@@ -389,6 +437,18 @@ static int assemble(struct qs_conn *c, const struct qs_conn_env *env, const char
     }
 }
 
+/* Holds this call until the pacer's slot of the requests about to go out. The wait is in the
+ * program's own write, the one that completed the request, in its own thread and with no
+ * shim lock held; a signal ends it early (the program wants control back; a throttle that
+ * sending early may cause is hidden like any other). */
+static void wait_for_slot(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    uint64_t now = qs_now_ns();
+    if (c->send_at_ns > now)
+        env->sleep_ms((c->send_at_ns - now + 999999u) / 1000000u);
+    c->send_at_ns = 0;
+}
+
 int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, const void *buf, size_t num,
                   size_t *written)
 {
@@ -417,6 +477,7 @@ int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, cons
             degrade(c, env, why);
         c->flushing = 1;
         c->flush_num = num;
+        wait_for_slot(c, env);
     }
     int rc = flush(c, env, ex);
     if (rc != 1)

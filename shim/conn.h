@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "budget.h"
 #include "config.h"
 #include "resolve.h"
 
@@ -35,6 +36,11 @@ struct qs_conn_env {
      * (the program wants to stop: the throttle is then given to it). */
     int (*sleep_ms)(uint64_t ms);
     double (*rand01)(void);     /* uniform in [0, 1), for backoff jitter */
+    /* Pacing (SPEC section 5): NULL = none. pace_wait 1 sleeps until the granted slot
+     * (enforce); 0 only logs the wait it would have had (observe). */
+    struct qs_budget *budget;
+    int pace_wait;
+    uint64_t default_out_tokens; /* output tokens reserved when a request names no maximum */
     const struct qs_fallback *fallback; /* SPEC section 4 "fallback" chains */
     int nfallback;
     /* Receives every audit record (hook.c formats and writes it). */

@@ -37,6 +37,10 @@ struct exchange {
     int fallback_step;    /* models of the fallback chain used so far */
     char first_model[QS_DS_MODEL_MAX]; /* the model the program asked for */
     int64_t retry_ms;     /* time waited before replays */
+    int paced;            /* a slot was reserved for the last send (settle it at the end) */
+    int64_t paced_ms;     /* time waited (or, observing, that would have been) for slots */
+    uint64_t slot_ns;     /* the slot of the last send */
+    int64_t est_prompt;   /* the prompt's share of est_tokens */
     struct qs_buf sent;   /* the bytes sent, kept for a replay until the answer is known */
 };
 
@@ -62,6 +66,7 @@ struct qs_conn {
     struct exchange cur;
     struct qs_buf wire;   /* bytes ready for the server, sent from wire.off */
     int flushing;         /* a program call is waiting for <wire> to drain */
+    uint64_t send_at_ns;  /* <wire> may not go out before this (the pacer's slot) */
     size_t flush_num;
 
     /* answers, in request order */
@@ -103,6 +108,11 @@ void qs_conn_finish(struct qs_conn *c, const struct qs_conn_env *env, struct exc
 int qs_conn_drain(const struct qs_conn_env *env, SSL *s, int ex, struct qs_buf *b);
 /* Writes the head to send for <req> into <out> (see conn.c). Returns 0 or -1. */
 int qs_conn_build_head(struct qs_buf *out, const struct qs_http_request *req, int64_t content_length);
+/* The region of <c>'s requests: the configured one, else from the host, else cn-beijing. */
+void qs_conn_region(const struct qs_conn_env *env, const struct qs_conn *c, char *out, size_t outlen);
+/* Reserves the pacer's slot for sending <x> now (or after a throttle). Returns the wait in
+ * ns (0 when unpaced); records the slot in <x> for the settling at its end. */
+uint64_t qs_conn_pace(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x);
 /* Copies <n> bytes at <s> into <dst> as a C string, truncated to <dstlen> - 1. */
 void qs_conn_copy_span(char *dst, size_t dstlen, const char *s, size_t n);
 

@@ -165,6 +165,8 @@ void qs_ds_resp_cb(void *ctx, const struct qs_json_value *v)
             r->output_tokens = number(v);
         else if (strcmp(k, "total_tokens") == 0)
             r->total_tokens = number(v);
+    } else if (v->type == QS_JSON_STRING && qs_json_path_is(v, 4, "choices", "[]", "delta", "content")) {
+        qs_json_count_text(v->val, v->len, &r->out_chars, &r->out_cjk); /* for streams without usage */
     } else if ((qs_json_path_is(v, 1, "code") || qs_json_path_is(v, 2, "error", "code")) &&
                v->type == QS_JSON_STRING) {
         copy_str(r->code, sizeof r->code, v);
@@ -174,11 +176,42 @@ void qs_ds_resp_cb(void *ctx, const struct qs_json_value *v)
     }
 }
 
+/* True when the byte at <off> of <body> lies outside any string, directly inside the
+ * top-level object: a structural walk that only tracks strings and nesting. */
+static int at_top_level(const char *body, size_t off)
+{
+    int depth = 0, in_str = 0, esc = 0;
+    size_t i = 0;
+    while (i < off && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    if (i == off || body[i] != '{')
+        return 0;
+    for (; i < off; i++) {
+        char c = body[i];
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return !in_str && depth == 1;
+}
+
 int qs_ds_find_model(const char *body, size_t body_len, const char *from, size_t *at, size_t *len)
 {
     static const char key[] = "\"model\"";
     size_t flen = strlen(from);
     int found = 0;
+    size_t key_at = 0;
     const char *end = body + body_len;
     for (const char *p = body; (p = memmem(p, (size_t)(end - p), key, sizeof key - 1)) != NULL;) {
         const char *q = p + sizeof key - 1;
@@ -195,8 +228,11 @@ int qs_ds_find_model(const char *body, size_t body_len, const char *from, size_t
             return -1;
         *at = (size_t)(q - body);
         *len = flen + 2;
+        key_at = (size_t)(p - (sizeof key - 1) - body);
     }
-    return found == 1 ? 0 : -1;
+    /* The one textual match must also be the top-level key: a nested "model" next to
+     * an escaped top-level spelling would otherwise be rewritten instead. */
+    return found == 1 && at_top_level(body, key_at) ? 0 : -1;
 }
 
 void qs_ds_key_fingerprint(const char *auth, size_t len, char out[9])

@@ -59,6 +59,7 @@ struct qs_ds_resp {
     int64_t total_tokens;        /* usage.total_tokens, -1 if absent */
     char code[QS_DS_CODE_MAX];   /* native "code" or compatible error.code, "" if absent */
     char message[QS_DS_MSG_MAX]; /* native "message" or compatible error.message (its start) */
+    uint64_t out_chars, out_cjk; /* streamed text (choices[].delta.content): characters, CJK ones */
 };
 
 void qs_ds_resp_init(struct qs_ds_resp *r);
@@ -67,8 +68,8 @@ void qs_ds_resp_cb(void *ctx, const struct qs_json_value *v);
 /* Finds the top-level "model": "<from>" of a request body: the one place where the
  * key "model" is followed by the string <from> (any blanks around the colon). Sets
  * at and len to the span of the string value including its quotes and returns 0, or
- * returns -1 when there is no such place or more than one (then nothing may be
- * rewritten safely). */
+ * returns -1 when there is no such place, more than one, or the one place is not a key
+ * of the top-level object (then nothing may be rewritten safely). */
 int qs_ds_find_model(const char *body, size_t body_len, const char *from, size_t *at, size_t *len);
 
 /* Writes an 8-hex-digit fingerprint of an Authorization header value ("Bearer sk-...")

@@ -28,10 +28,13 @@
 
 #define QS_EXPORT __attribute__((visibility("default")))
 #define MAX_BUFFER_DEFAULT (64u * 1024 * 1024)
+/* Output tokens reserved for a request that names no max_tokens: a typical chat answer.
+ * The real count replaces it when the answer's usage arrives. */
+#define DEFAULT_OUT_TOKENS 256
 
 static struct {
     pthread_once_t once;
-    pthread_mutex_t resolve_lock, log_lock;
+    pthread_mutex_t resolve_lock;
     atomic_int resolved;
     int active;            /* this process is enabled */
     struct qs_real real;
@@ -39,14 +42,10 @@ static struct {
     struct qs_table conns;
     struct qs_conn_env env;
     char prog[256];
-    char log_path[QS_CFG_PATH_MAX];
-    int log_fd;            /* -1 until the first record */
-    int log_failed;
+    struct qs_audit *log;  /* NULL: not logging (out of memory at start) */
 } rt = {
     .once = PTHREAD_ONCE_INIT,
     .resolve_lock = PTHREAD_MUTEX_INITIALIZER,
-    .log_lock = PTHREAD_MUTEX_INITIALIZER,
-    .log_fd = -1,
 };
 
 /* Set while the shim works on a call: anything it calls that comes back into a
@@ -112,7 +111,7 @@ static void postfork_parent(void)
 static void postfork_child(void)
 {
     qs_table_atfork_child(&rt.conns);
-    pthread_mutex_init(&rt.log_lock, NULL);
+    qs_audit_atfork_child(rt.log);
     rt.env.pid = (int)getpid();
 }
 
@@ -174,7 +173,7 @@ static void init(void)
         qs_diag("out of memory at start; passing everything through");
         return;
     }
-    snprintf(rt.log_path, sizeof rt.log_path, "%s", rt.cfg.log.path);
+    rt.log = qs_audit_new(rt.cfg.log.path, rt.cfg.log.max_bytes, rt.cfg.log.keep);
 
     rt.env.real = &rt.real;
     rt.env.prog = rt.prog;
@@ -188,12 +187,24 @@ static void init(void)
     rt.env.retry_max_total_ms = rt.cfg.retry.max_total_ms;
     rt.env.sleep_ms = sleep_ms;
     rt.env.rand01 = rand01;
+    /* observe mode paces nothing, so its would-be waits come from a budget of its own and
+     * never disturb processes that do pace */
+    enum qs_budget_share share =
+        rt.cfg.mode == QS_MODE_ENFORCE ? qs_budget_share_of(&rt.cfg) : QS_BUDGET_LOCAL;
+    if (strcmp(rt.cfg.share.backend, "redis") == 0)
+        qs_diag("share.backend \"redis\" is not built yet; sharing the budget on this machine only");
+    v = getenv("QSHIM_SHM");
+    rt.env.budget = qs_budget_new(&rt.cfg, share, v != NULL && *v == '/' ? v : NULL);
+    if (rt.env.budget == NULL)
+        qs_diag("out of memory at start; not pacing");
+    rt.env.pace_wait = rt.cfg.mode == QS_MODE_ENFORCE;
+    rt.env.default_out_tokens = DEFAULT_OUT_TOKENS;
     rt.env.fallback = rt.cfg.fallback;
     rt.env.nfallback = rt.cfg.nfallback;
     rt.env.emit = emit;
     pthread_atfork(prefork, postfork_parent, postfork_child);
     qs_debug("active in %s (config: %s, log: %s)", rt.prog, rt.cfg.source[0] ? rt.cfg.source : "defaults",
-             rt.log_path);
+             rt.cfg.log.path);
     rt.active = 1;
 }
 
@@ -209,22 +220,9 @@ static void emit(const struct qs_audit_rec *rec)
 {
     char line[2048];
     size_t n = qs_audit_format(rec, line, sizeof line);
-    if (n == 0)
-        return;
-    pthread_mutex_lock(&rt.log_lock);
-    if (rt.log_fd < 0 && !rt.log_failed) {
-        rt.log_fd = qs_audit_open(rt.log_path);
-        if (rt.log_fd < 0) {
-            rt.log_failed = 1;
-            qs_diag("cannot open audit log %s: %s; not logging", rt.log_path, strerror(errno));
-        }
-    }
-    int fd = rt.log_fd;
-    pthread_mutex_unlock(&rt.log_lock);
-    if (fd >= 0 && qs_audit_write(fd, line, n) != 0 && !rt.log_failed) {
-        rt.log_failed = 1;
-        qs_diag("cannot write audit log %s: %s", rt.log_path, strerror(errno));
-    }
+    /* One write; rotation per log.max_bytes/keep; the first failure is one stderr line. */
+    if (n > 0 && rt.log != NULL)
+        qs_audit_log(rt.log, line, n);
 }
 
 /* ======================= Connection lookup ======================= */

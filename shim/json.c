@@ -247,6 +247,18 @@ static int plain_ascii8(const unsigned char *p)
     return ((w | (q - ones) | (b - ones) | (w - ones * 0x20)) & high) == 0;
 }
 
+void qs_json_count_text(const char *s, size_t n, uint64_t *chars, uint64_t *cjk)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    for (; p < end; p++) {
+        if ((*p & 0xC0) == 0x80)
+            continue;
+        (*chars)++;
+        if ((*p & 0xF0) == 0xE0 && end - p >= 3)
+            *cjk += (uint64_t)is_cjk((*p & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu));
+    }
+}
+
 /* The hot loop: scans plain bytes of a string value from <p> (which is plain) up to
  * the next '"', '\\', control character or <end>. Counts characters as UTF-8 lead and
  * ASCII bytes, assembles 3-byte sequences (where all the CJK ranges are) in _cp and

@@ -75,6 +75,10 @@ struct qs_json {
  * only during the callback. */
 long qs_json_feed(struct qs_json *j, const char *buf, size_t len, qs_json_cb cb, void *ctx);
 
+/* Counts the characters of UTF-8 text <s> (lead and ASCII bytes) into *<chars> and, of those,
+ * the CJK ones (as in cjk_chars) into *<cjk>. */
+void qs_json_count_text(const char *s, size_t n, uint64_t *chars, uint64_t *cjk);
+
 /* True when v's path equals the given keys, e.g. qs_json_path_is(v, 2, "usage", "input_tokens"). */
 int qs_json_path_is(const struct qs_json_value *v, int depth, ...);
 

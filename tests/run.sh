@@ -12,7 +12,7 @@ trap 'rm -f "$out"' EXIT
 
 count() { # adds the "N passed, N failed" of the last matching line of $out
     line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
-    p=$(echo "$line" | sed -E 's/.* ?([0-9]+) passed.*/\1/')
+    p=$(echo "$line" | sed -E 's/(^|.*[^0-9])([0-9]+) passed.*/\2/')
     f=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) failed.*/\1/')
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))

@@ -3,10 +3,12 @@
  *   qshim run [-c FILE] [--observe] [--] COMMAND [ARG...]
  *   qshim config check [FILE]
  *   qshim limits [-c FILE] [-r REGION] [MODEL...]
+ *   qshim doctor [--no-self-test] COMMAND [ARG...]   (qshim_doctor.c)
+ *   qshim status [--json] [-w SEC] [--shm NAME]      (qshim_status.c)
  *   qshim help [COMMAND]
  *
- * Each subcommand is one row of qs_cmds and one function, so later ones (doctor,
- * limits, status) slot in beside these. Exit status 2 means a usage error.
+ * Each subcommand is one row of qs_cmds and one function; the larger ones live in
+ * tools/qshim_*.c (qshim_cmd.h). Exit status 2 means a usage error.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -18,12 +20,7 @@
 
 #include "config.h"
 #include "limtab.h"
-
-/* Like env(1) and nice(1): the launcher's own failure, as apart from the command's status. */
-#define QS_EXIT_LAUNCHER 125
-#define QS_EXIT_CANNOT_RUN 126
-#define QS_EXIT_NOT_FOUND 127
-#define QS_EXIT_USAGE 2
+#include "qshim_cmd.h"
 
 struct qs_cmd {
     const char *name;
@@ -56,43 +53,48 @@ static const char qs_run_usage[] =
     "Exit status: that of COMMAND; 125 if qshim fails before starting it, 126 if COMMAND\n"
     "cannot be executed, 127 if it is not found.\n";
 
-/* Finds libqshim.so and writes its absolute, symlink-free path into out[PATH_MAX]. */
-static int qs_find_lib(char *out)
+int qs_self_dir(char *out)
+{
+    /* /proc/self/exe rather than argv[0], which a PATH lookup leaves without a directory. */
+    ssize_t n = readlink("/proc/self/exe", out, PATH_MAX - 1);
+    char *slash;
+
+    if (n < 0)
+        return -1;
+    out[n] = '\0';
+    slash = strrchr(out, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    return 0;
+}
+
+int qs_find_lib(const char *who, char *out)
 {
     static const char *const rel[] = {"libqshim.so", "../lib/qshim/libqshim.so"};
     const char *env = getenv("QSHIM_LIB");
     char self[PATH_MAX], cand[PATH_MAX + 32];
-    ssize_t n;
-    char *slash;
     size_t i;
 
     if (env != NULL && env[0] != '\0') {
         if (realpath(env, out) == NULL) {
-            fprintf(stderr, "qshim run: QSHIM_LIB=%s: %s\n", env, strerror(errno));
+            fprintf(stderr, "%s: QSHIM_LIB=%s: %s\n", who, env, strerror(errno));
             return -1;
         }
         return 0;
     }
-    /* /proc/self/exe rather than argv[0], which a PATH lookup leaves without a directory. */
-    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n < 0) {
-        fprintf(stderr, "qshim run: cannot locate the qshim binary: %s\n", strerror(errno));
+    if (qs_self_dir(self) != 0) {
+        fprintf(stderr, "%s: cannot locate the qshim binary: %s\n", who, strerror(errno));
         return -1;
     }
-    self[n] = '\0';
-    slash = strrchr(self, '/');
-    if (slash != NULL)
-        *slash = '\0';
     for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
         snprintf(cand, sizeof(cand), "%s/%s", self, rel[i]);
         if (access(cand, R_OK) == 0 && realpath(cand, out) != NULL)
             return 0;
     }
-    fprintf(
-        stderr,
-        "qshim run: cannot find libqshim.so (looked for %s/libqshim.so and %s/../lib/qshim/libqshim.so);\n"
-        "qshim run: build it with 'make' or set QSHIM_LIB to its path\n",
-        self, self);
+    fprintf(stderr,
+            "%s: cannot find libqshim.so (looked for %s/libqshim.so and %s/../lib/qshim/libqshim.so);\n"
+            "%s: build it with 'make' or set QSHIM_LIB to its path\n",
+            who, self, self, who);
     return -1;
 }
 
@@ -153,7 +155,7 @@ static int qs_cmd_run(int argc, char **argv)
         return QS_EXIT_USAGE;
     }
 
-    if (qs_find_lib(lib) < 0)
+    if (qs_find_lib("qshim run", lib) < 0)
         return QS_EXIT_LAUNCHER;
     /* LD_PRELOAD splits on ':' and blanks and has no quoting. */
     if (strpbrk(lib, ": \t") != NULL) {
@@ -206,7 +208,12 @@ static const char qs_config_usage[] =
     "$XDG_CONFIG_HOME/qshim/qshim.conf or ~/.config/qshim/qshim.conf, else\n"
     "/etc/qshim.conf) without running anything. Prints \"FILE: ok\" and the effective\n"
     "settings (QSHIM_DISABLE, QSHIM_MODE and QSHIM_LOG applied), or the error as\n"
-    "FILE:LINE: message and exits with status 1.\n";
+    "FILE:LINE: message.\n"
+    "\n"
+    "  -h, --help  show this help\n"
+    "\n"
+    "Exit status: 0 if the file is valid (or there is none: built-in defaults); 1 if it\n"
+    "is not, or an environment variable holds a bad value; 2 on a usage error.\n";
 
 static void qs_print_globs(const char *key, const char (*globs)[QS_CFG_NAME_MAX], int n, const char *none)
 {
@@ -528,7 +535,10 @@ out:
 
 static const char qs_help_usage[] = "usage: qshim help [COMMAND]\n"
                                     "\n"
-                                    "Shows the help of COMMAND, or the list of commands.\n";
+                                    "Shows the help of COMMAND (the same as 'qshim COMMAND --help'),\n"
+                                    "or the list of commands.\n"
+                                    "\n"
+                                    "Exit status: 0; 2 if COMMAND is not a qshim command.\n";
 
 static int qs_cmd_help(int argc, char **argv)
 {
@@ -536,6 +546,10 @@ static int qs_cmd_help(int argc, char **argv)
 
     if (argc < 2) {
         qs_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        fputs(qs_help_usage, stdout);
         return 0;
     }
     cmd = qs_lookup(argv[1]);
@@ -554,6 +568,8 @@ static const struct qs_cmd qs_cmds[] = {
     {"run", qs_cmd_run, "run a command under the shim", qs_run_usage},
     {"config", qs_cmd_config, "check a config file and show the effective settings", qs_config_usage},
     {"limits", qs_cmd_limits, "show the effective rate limits of a region or of models", qs_limits_usage},
+    {"doctor", qs_cmd_doctor, "tell whether qshim can act in a program, and test it", qs_doctor_usage},
+    {"status", qs_cmd_status, "show the shared pacing budget, live", qs_status_usage},
     {"help", qs_cmd_help, "show the help of a command", qs_help_usage},
 };
 

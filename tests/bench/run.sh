@@ -29,21 +29,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
-    -subj "/CN=dashscope.aliyuncs.com" \
-    -addext "subjectAltName=DNS:dashscope.aliyuncs.com,DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1 ||
-    { echo "bench: cannot make a certificate" >&2; exit 1; }
-CA=$WORK/cert.pem
-"$B/qshim-mock" --cert "$CA" --key "$WORK/key.pem" --port 0 >"$WORK/mock.out" 2>"$WORK/mock.err" &
-MOCK_PID=$!
-PORT=
-i=0
-while [ -z "$PORT" ] && [ $i -lt 100 ]; do
-    sleep 0.05
-    PORT=$(sed -n 's/^PORT=//p' "$WORK/mock.out")
-    i=$((i + 1))
-done
-[ -n "$PORT" ] || { echo "bench: qshim-mock did not start:" >&2; cat "$WORK/mock.err" >&2; exit 1; }
+. "$(dirname "$0")/mock.sh"
+bench_mock "$WORK"
 
 # Two configs. The client always connects as localhost: "ds" makes that a DashScope host (every
 # request recognised, parsed and logged; limits far above what the bench sends, so nothing is

@@ -24,6 +24,8 @@ qs_setup() {
     # the test's own config: the mock is reached as localhost and as the real host names
     printf 'hosts = [ "localhost", "dashscope.aliyuncs.com", "*.dashscope.aliyuncs.com" ];\n' >"$WORK/qshim.conf"
     export QSHIM_CONFIG=$WORK/qshim.conf
+    # a pacing budget of the test's own, so that no other run's reservations delay it
+    export QSHIM_SHM=/qshim-test-$(basename "$WORK")
     MOCK_PIDS=""
 }
 
@@ -31,6 +33,7 @@ qs_cleanup() {
     for p in $MOCK_PIDS; do kill "$p" 2>/dev/null; done
     for p in $MOCK_PIDS; do wait "$p" 2>/dev/null; done
     rm -rf "$WORK"
+    rm -f "/dev/shm/${QSHIM_SHM#/}"
 }
 
 # start_mock [ARGS...]: starts qshim-mock, sets MOCK_PORT and MOCK_PID.

@@ -1,5 +1,7 @@
 /* test_audit.c - unit tests for shim/audit.c: the JSONL record format (SPEC §7), opening
- * the log (directories 0700, file 0600) and whole-line appends from many writers.
+ * the log (directories 0700, file 0600), whole-line appends from many writers, and the
+ * rotating log the shim writes through (size rotation across processes, one diagnostic
+ * for a log that cannot be written).
  *
  * Formatted lines are parsed back with the shim's own JSON scanner, so a record that the
  * scanner (and qshim-log, which uses it) cannot read fails here.
@@ -16,10 +18,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -486,6 +490,334 @@ static void test_concurrent_appends(void **state)
             assert_int_equal(seen[i][k], 1);
 }
 
+/* ==== The rotating log ==== */
+
+/* Lines in <path>, or -1 if it does not exist. */
+static int count_lines(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    int c, n = 0;
+    if (fp == NULL)
+        return -1;
+    while ((c = getc(fp)) != EOF)
+        n += c == '\n';
+    fclose(fp);
+    return n;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void numbered(const struct tmp *t, int n, char *out, size_t len)
+{
+    snprintf(out, len, "%s.%d", t->path, n);
+}
+
+/* A 100-byte line "SEQ xxx...\n" (SEQ zero-padded to 6). */
+static void hundred(char line[100], int seq)
+{
+    memset(line, 'x', 100);
+    char head[8];
+    snprintf(head, sizeof head, "%06d ", seq);
+    memcpy(line, head, 7);
+    line[99] = '\n';
+}
+
+/* The sequence numbers in <path>, in file order, into seqs[] (at most max); how many. */
+static int read_seqs(const char *path, int *seqs, int max)
+{
+    FILE *fp = fopen(path, "r");
+    char line[256];
+    int n = 0;
+    if (fp == NULL)
+        return -1;
+    while (n < max && fgets(line, sizeof line, fp) != NULL)
+        seqs[n++] = atoi(line);
+    fclose(fp);
+    return n;
+}
+
+static void test_log_creates_private(void **state)
+{
+    struct tmp *t = *state;
+    char dir[128];
+
+    /* Assumption: a log made under a wide umask still gets directories 0700 and a file
+     * 0600 (SPEC §7: the log is the user's own), and holds the record. */
+    mode_t old = umask(0);
+    snprintf(t->path, sizeof t->path, "%s/xdg/qshim/audit.jsonl", t->dir);
+    struct qs_audit *a = qs_audit_new(t->path, 0, 0);
+    assert_non_null(a);
+    assert_false(exists(t->path)); /* nothing is made before the first record */
+    assert_int_equal(qs_audit_log(a, "one\n", 4), 0);
+    umask(old);
+    snprintf(dir, sizeof dir, "%s/xdg", t->dir);
+    assert_mode(dir, S_IFDIR, 0700);
+    snprintf(dir, sizeof dir, "%s/xdg/qshim", t->dir);
+    assert_mode(dir, S_IFDIR, 0700);
+    assert_mode(t->path, S_IFREG, 0600);
+    assert_int_equal(count_lines(t->path), 1);
+    qs_audit_free(a);
+}
+
+static void test_log_rotates_keeping_keep(void **state)
+{
+    struct tmp *t = *state;
+    char name[160], line[100];
+    int seqs[16];
+
+    snprintf(t->path, sizeof t->path, "%s/audit.jsonl", t->dir);
+    /* Assumption: with max_bytes 300 a file takes three 100-byte records; the fourth
+     * renames it to .1 (.1 to .2), and keep 2 leaves at most two rotated files. After 20
+     * records: the log holds 18-19, .1 holds 15-17, .2 holds 12-14, and there is no .3. */
+    struct qs_audit *a = qs_audit_new(t->path, 300, 2);
+    assert_non_null(a);
+    for (int i = 0; i < 20; i++) {
+        hundred(line, i);
+        assert_int_equal(qs_audit_log(a, line, sizeof line), 0);
+        assert_true(file_size(t->path) <= 300);
+    }
+    qs_audit_free(a);
+    assert_int_equal(read_seqs(t->path, seqs, 16), 2);
+    assert_int_equal(seqs[0], 18);
+    assert_int_equal(seqs[1], 19);
+    numbered(t, 1, name, sizeof name);
+    assert_int_equal(read_seqs(name, seqs, 16), 3);
+    assert_int_equal(seqs[0], 15);
+    assert_int_equal(seqs[2], 17);
+    assert_mode(name, S_IFREG, 0600);
+    numbered(t, 2, name, sizeof name);
+    assert_int_equal(read_seqs(name, seqs, 16), 3);
+    assert_int_equal(seqs[0], 12);
+    assert_int_equal(seqs[2], 14);
+    numbered(t, 3, name, sizeof name);
+    assert_false(exists(name));
+}
+
+static void test_log_rotates_keep0_and_big_records(void **state)
+{
+    struct tmp *t = *state;
+    char name[160], line[100], big[500];
+
+    snprintf(t->path, sizeof t->path, "%s/audit.jsonl", t->dir);
+    /* Assumption: keep 0 removes the full file instead of renaming it. */
+    struct qs_audit *a = qs_audit_new(t->path, 250, 0);
+    for (int i = 0; i < 5; i++) {
+        hundred(line, i);
+        assert_int_equal(qs_audit_log(a, line, sizeof line), 0);
+    }
+    assert_int_equal(count_lines(t->path), 1); /* 0-1, 2-3, then 4 */
+    numbered(t, 1, name, sizeof name);
+    assert_false(exists(name));
+    /* Assumption: a record longer than max_bytes is written alone into an empty file,
+     * not dropped, and the next record starts a new file. */
+    memset(big, 'b', sizeof big);
+    big[sizeof big - 1] = '\n';
+    assert_int_equal(qs_audit_log(a, big, sizeof big), 0);
+    assert_int_equal(file_size(t->path), (off_t)sizeof big);
+    assert_int_equal(qs_audit_log(a, line, sizeof line), 0);
+    assert_int_equal(file_size(t->path), 100);
+    qs_audit_free(a);
+}
+
+static void test_log_follows_rotation_by_others(void **state)
+{
+    struct tmp *t = *state;
+    char name[160], line[100];
+    int seqs[8];
+
+    snprintf(t->path, sizeof t->path, "%s/audit.jsonl", t->dir);
+    /* Two logs on one path stand for two processes. Assumption: when B rotates, A's next
+     * record goes into the new file (A notices and reopens), not into .1 behind it. */
+    struct qs_audit *a = qs_audit_new(t->path, 250, 3), *b = qs_audit_new(t->path, 250, 3);
+    hundred(line, 1);
+    assert_int_equal(qs_audit_log(a, line, sizeof line), 0);
+    hundred(line, 2);
+    assert_int_equal(qs_audit_log(b, line, sizeof line), 0);
+    hundred(line, 3);
+    assert_int_equal(qs_audit_log(b, line, sizeof line), 0); /* B rotates: 1, 2 -> .1 */
+    hundred(line, 4);
+    assert_int_equal(qs_audit_log(a, line, sizeof line), 0);
+    assert_int_equal(read_seqs(t->path, seqs, 8), 2);
+    assert_int_equal(seqs[0], 3);
+    assert_int_equal(seqs[1], 4);
+    numbered(t, 1, name, sizeof name);
+    assert_int_equal(read_seqs(name, seqs, 8), 2);
+    /* Assumption: a log removed from under the writers is made again by the next record. */
+    assert_int_equal(unlink(t->path), 0);
+    hundred(line, 5);
+    assert_int_equal(qs_audit_log(a, line, sizeof line), 0);
+    assert_int_equal(read_seqs(t->path, seqs, 8), 1);
+    assert_int_equal(seqs[0], 5);
+    qs_audit_free(a);
+    qs_audit_free(b);
+}
+
+enum { PROC_LINES = 400 };
+
+/* One forked writer: PROC_LINES records "ID SEQ ...", each a little over 60 bytes. */
+static void proc_writer(struct qs_audit *a, int id)
+{
+    char line[128];
+    int bad = 0;
+    for (int i = 0; i < PROC_LINES; i++) {
+        int n = snprintf(line, sizeof line, "%d %06d %0*d\n", id, i, 40 + i % 20, 0);
+        bad += qs_audit_log(a, line, (size_t)n) != 0;
+    }
+    qs_audit_free(a);
+    _exit(bad == 0 ? 0 : 1);
+}
+
+static void test_log_two_processes_rotating(void **state)
+{
+    struct tmp *t = *state;
+    static int seen[2][PROC_LINES];
+    char name[160], line[256];
+    pid_t pid[2];
+    int total = 0, files = 0;
+
+    snprintf(t->path, sizeof t->path, "%s/audit.jsonl", t->dir);
+    memset(seen, 0, sizeof seen);
+    /* Two processes, one with the log it inherited across fork and one with its own,
+     * rotate a 1000-byte log about 50 times between them. Assumption: keep (1000, the
+     * config's maximum) being more than the rotations, no record is lost and none is
+     * torn: the lines across the log and its rotated files are exactly the records. */
+    struct qs_audit *a = qs_audit_new(t->path, 1000, 1000);
+    for (int k = 0; k < 2; k++) {
+        pid[k] = fork();
+        assert_true(pid[k] >= 0);
+        if (pid[k] == 0) {
+            if (k == 0) {
+                qs_audit_atfork_child(a);
+                proc_writer(a, 0);
+            }
+            qs_audit_free(a);
+            proc_writer(qs_audit_new(t->path, 1000, 1000), 1);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int st;
+        assert_int_equal(waitpid(pid[k], &st, 0), pid[k]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    qs_audit_free(a);
+    for (int n = 0; n <= 1000; n++) {
+        if (n == 0)
+            snprintf(name, sizeof name, "%s", t->path);
+        else
+            numbered(t, n, name, sizeof name);
+        FILE *fp = fopen(name, "r");
+        if (fp == NULL)
+            continue;
+        files++;
+        while (fgets(line, sizeof line, fp) != NULL) {
+            int id = -1, seq = -1;
+            size_t len = strlen(line);
+            assert_true(len > 40 && line[len - 1] == '\n');
+            assert_int_equal(sscanf(line, "%d %d", &id, &seq), 2);
+            assert_in_range(id, 0, 1);
+            assert_in_range(seq, 0, PROC_LINES - 1);
+            seen[id][seq]++;
+            total++;
+        }
+        fclose(fp);
+    }
+    assert_int_equal(total, 2 * PROC_LINES);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < PROC_LINES; i++)
+            assert_int_equal(seen[k][i], 1);
+    assert_true(files > 20); /* it did rotate, many times */
+}
+
+/* Runs <n> records into a log on <path> with stderr captured; returns the lines it got and
+ * how many records were written. */
+static int diag_lines(struct tmp *t, const char *path, long max_bytes, int n, int *written, char *first,
+                      size_t first_len)
+{
+    char cap[160];
+    snprintf(cap, sizeof cap, "%s/stderr", t->dir);
+    int fd = open(cap, O_RDWR | O_CREAT | O_TRUNC, 0600), saved = dup(2);
+    assert_true(fd >= 0 && saved >= 0);
+    dup2(fd, 2);
+    struct qs_audit *a = qs_audit_new(path, max_bytes, 1);
+    *written = 0;
+    for (int i = 0; i < n; i++)
+        *written += qs_audit_log(a, "record\n", 7) == 0;
+    qs_audit_free(a);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    FILE *fp = fopen(cap, "r");
+    first[0] = '\0';
+    if (fgets(first, (int)first_len, fp) == NULL)
+        first[0] = '\0';
+    fclose(fp);
+    return count_lines(cap);
+}
+
+static void test_log_unwritable_one_diagnostic(void **state)
+{
+    struct tmp *t = *state;
+    char first[512];
+    int written;
+
+    snprintf(t->path, sizeof t->path, "%s/file", t->dir);
+    int fd = open(t->path, O_WRONLY | O_CREAT, 0600);
+    close(fd);
+    snprintf(t->path, sizeof t->path, "%s/file/qshim/audit.jsonl", t->dir);
+    /* Assumption (SPEC §2 fail open): a log that cannot be made says so once, on stderr,
+     * whatever number of records follow, and every record just fails. (Not a permission
+     * test: the tests may run as root.) */
+    assert_int_equal(diag_lines(t, t->path, 0, 5, &written, first, sizeof first), 1);
+    assert_int_equal(written, 0);
+    assert_non_null(strstr(first, "cannot open"));
+    assert_non_null(strstr(first, t->path));
+    /* Assumption: a log whose writes fail (a full disk) also says so once. */
+    assert_int_equal(diag_lines(t, "/dev/full", 0, 5, &written, first, sizeof first), 1);
+    assert_int_equal(written, 0);
+    assert_non_null(strstr(first, "cannot write"));
+}
+
+static void test_log_fifo_never_hangs_or_kills(void **state)
+{
+    struct tmp *t = *state;
+    char first[512];
+    int written;
+
+    snprintf(t->path, sizeof t->path, "%s/fifo", t->dir);
+    assert_int_equal(mkfifo(t->path, 0600), 0);
+    /* Assumption: a FIFO nobody reads fails at once (no blocking open), with one line. */
+    assert_int_equal(diag_lines(t, t->path, 1000, 3, &written, first, sizeof first), 1);
+    assert_int_equal(written, 0);
+    /* Assumption: a reader that goes away makes the write fail with EPIPE; the process
+     * is not killed by SIGPIPE, and no SIGPIPE is left pending for it. */
+    int rd = open(t->path, O_RDONLY | O_NONBLOCK);
+    assert_true(rd >= 0);
+    struct qs_audit *a = qs_audit_new(t->path, 1000, 1);
+    assert_int_equal(qs_audit_log(a, "x\n", 2), 0);
+    close(rd);
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    int rc = qs_audit_log(a, "y\n", 2);
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+    assert_int_equal(rc, -1);
+    sigset_t pending;
+    sigpending(&pending);
+    assert_false(sigismember(&pending, SIGPIPE));
+    qs_audit_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +832,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_fails, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_write_failures),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_log_creates_private, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_log_rotates_keeping_keep, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_log_rotates_keep0_and_big_records, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_log_follows_rotation_by_others, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_log_two_processes_rotating, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_log_unwritable_one_diagnostic, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_log_fifo_never_hangs_or_kills, tmp_setup, tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,10 @@
  * non-blocking socket), SSL_read/SSL_read_ex hand out a scripted answer in scripted slices
  * and then fail with a scripted SSL_get_error code. Requests and answers follow the captures
  * in research/dashscope-wire.md (§1.4 requests, §3 error envelopes, §4 usage and SSE).
+ * In enforce mode (env.hold_answers, the "Holding answers back" section) the fake server can
+ * also answer successive copies of a request in turns, each readable only once the server
+ * has received that copy; env.sleep_ms and env.rand01 are fakes that record each wait (and
+ * advance the fake monotonic clock by it) and draw a fixed jitter.
  * SPDX-License-Identifier: MIT
  */
 #include <setjmp.h>
@@ -33,6 +37,8 @@
 #define JSON_HEAD "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
 #define SSE_HEAD "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream;charset=UTF-8\r\n"
 #define MAX_RECS 64
+#define MAX_TURNS 8              /* answers the fake server gives to successive requests */
+#define MAX_SLEEPS 64            /* backoff waits a test records */
 #define WALL_MS 1795457045123ull /* 2026-11-23T18:04:05.123Z */
 
 /* OpenSSL's SSL_get_error codes the fake reports. */
@@ -188,6 +194,11 @@ struct fake {
     int err;       /* what SSL_get_error answers now */
     int rcalls[2]; /* SSL_read, SSL_read_ex */
     int err_ret;   /* the ret argument of the last SSL_get_error */
+    /* later answers: turn[i] is added to <ans> once <ans> is used up and the server has
+     * received turn_after[i] bytes (it answers only what it was sent) */
+    struct bytes turn[MAX_TURNS];
+    size_t turn_after[MAX_TURNS];
+    int nturns, next_turn;
     /* handshake */
     unsigned char alpn[32];
     unsigned alpn_len;
@@ -204,6 +215,11 @@ struct fx {
     struct qs_audit_rec recs[MAX_RECS]; /* what env.emit received, strings copied */
     int nrecs;
     char ctx[128]; /* the variant under test, for failure messages */
+    /* enforce mode: what env.sleep_ms was asked to wait, the call (1-based) that reports
+     * an interrupted wait (0: none), and what env.rand01 draws */
+    uint64_t slept[MAX_SLEEPS];
+    int nslept, sleep_fail_at;
+    double rnd;
 };
 
 static struct fx *cur;   /* the fixture the fakes and the emitter work on */
@@ -256,6 +272,11 @@ static int fake_read(int ex, SSL *s, void *buf, size_t num, size_t *got)
     struct fake *k = fake_of(s);
     k->rcalls[ex]++;
     size_t left = k->ans.len - k->ans_off;
+    if (left == 0 && k->next_turn < k->nturns && k->server.len >= k->turn_after[k->next_turn]) {
+        const struct bytes *t = &k->turn[k->next_turn++];
+        bytes_add(&k->ans, t->p, t->len);
+        left = t->len;
+    }
     if (left == 0) {
         k->err = k->end_err;
         return 0;
@@ -437,6 +458,8 @@ static int setup(void **state)
 
 static void fake_reset(struct fx *f)
 {
+    for (int i = 0; i < f->fk.nturns; i++)
+        bytes_free(&f->fk.turn[i]);
     bytes_free(&f->fk.server);
     bytes_free(&f->fk.ans);
     memset(&f->fk, 0, sizeof f->fk);
@@ -1461,6 +1484,1301 @@ static void test_record_fields(void **state)
     assert_string_equal(r->host, "localhost");
 }
 
+/* ==== Holding answers back: hidden throttles, replays, fallback (SPEC §6) ==== */
+
+/* A compatible RPM 429 (dashscope-wire.md §3.3). */
+#define HEAD_429 "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+static const char rpm_429[] =
+    "{\"error\":{\"message\":\"You have exceeded your current request limit. For details, see: "
+    "https://help.aliyun.com/zh/model-studio/error-code#rate-limit\",\"type\":\"limit_requests\","
+    "\"code\":\"limit_requests\"},\"request_id\":\"8605e472\"}";
+
+/* A native stream that opens with HTTP 200 and reports a TPM throttle in its first event
+ * (dashscope-wire.md §3.1), and a good native stream (§4.2) of two events. */
+static const char sse_throttle[] =
+    "id:1\nevent:error\n:HTTP_STATUS/429\n"
+    "data:{\"request_id\":\"70acdc21\",\"code\":\"Throttling.AllocationQuota\","
+    "\"message\":\"Allocated quota exceeded, please increase your quota limit.\"}\n\n";
+static const char sse_event1[] =
+    "id:1\nevent:result\n:HTTP_STATUS/200\n"
+    "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"hi\",\"role\":\"assistant\"},"
+    "\"finish_reason\":\"null\"}]},\"usage\":{\"total_tokens\":27,\"output_tokens\":1,"
+    "\"input_tokens\":26},\"request_id\":\"d30a\"}\n\n";
+static const char sse_event2[] =
+    "id:2\nevent:result\n:HTTP_STATUS/200\n"
+    "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\",\"role\":\"assistant\"},"
+    "\"finish_reason\":\"stop\"}]},\"usage\":{\"total_tokens\":92,\"output_tokens\":66,"
+    "\"input_tokens\":26},\"request_id\":\"d30a\"}\n\n";
+/* A compatible stream's first chunk and the rest (§4.3). */
+static const char compat_event1[] =
+    "data: {\"choices\":[{\"delta\":{\"content\":\"hi\",\"role\":\"assistant\"},\"index\":0}],"
+    "\"object\":\"chat.completion.chunk\",\"usage\":null,\"model\":\"qwen-plus\"}\n\n";
+static const char compat_rest[] =
+    "data: {\"choices\":[],\"object\":\"chat.completion.chunk\",\"usage\":{\"prompt_tokens\":22,"
+    "\"completion_tokens\":17,\"total_tokens\":39}}\n\n"
+    "data: [DONE]\n\n";
+
+static int fake_sleep(uint64_t ms)
+{
+    struct fx *f = cur;
+    assert_true(f->nslept < MAX_SLEEPS);
+    f->slept[f->nslept++] = ms;
+    if (f->nslept == f->sleep_fail_at)
+        return -1;
+    fake_ns += ms * 1000000u; /* the wait takes its time on the shim's clock */
+    return 0;
+}
+
+static double fake_rand01(void) { return cur->rnd; }
+
+/* Enforce mode as hook.c sets it up: answers held, 8 attempts, backoff from 1 s capped at
+ * 30 s, 120 s in all; the jitter draw is 0.5, so the n-th wait is 500 * 2^(n-1) ms. */
+static void hold_env(struct fx *f)
+{
+    f->env.hold_answers = 1;
+    f->env.retry_max_attempts = 8;
+    f->env.retry_base_ms = 1000;
+    f->env.retry_max_ms = 30000;
+    f->env.retry_max_total_ms = 120000;
+    f->env.sleep_ms = fake_sleep;
+    f->env.rand01 = fake_rand01;
+    f->rnd = 0.5;
+    f->sleep_fail_at = 0;
+    f->nslept = 0;
+    f->env.fallback = NULL;
+    f->env.nfallback = 0;
+}
+
+/* How every read ends once the server has nothing more to say, and how much one read
+ * returns at most (0: all there is). */
+static void reads_end(struct fx *f, size_t slice, int end_rc, int end_err)
+{
+    f->fk.slice = slice;
+    f->fk.end_rc = end_rc;
+    f->fk.end_err = end_err;
+}
+
+/* conn_open for a run in enforce mode whose reads come in <slice>s and end with a clean
+ * close; the sleeps of earlier runs are forgotten. */
+static void hold_open(struct fx *f, const char *what, size_t slice)
+{
+    conn_open(f, HOST);
+    f->nslept = 0;
+    reads_end(f, slice, 0, ERR_ZERO_RETURN);
+    snprintf(f->ctx, sizeof f->ctx, "%s: ex=%d slice=%zu", what, f->ex, slice);
+}
+
+/* The server answers the request it receives <n>th (1-based) with <ans>, once it has
+ * received <after> bytes in all. */
+static void add_turn(struct fx *f, const struct bytes *ans, size_t after)
+{
+    assert_true(f->fk.nturns < MAX_TURNS);
+    bytes_add(&f->fk.turn[f->fk.nturns], ans->p, ans->len);
+    f->fk.turn_after[f->fk.nturns++] = after;
+}
+
+/* Reads as the program would, <num> bytes per call, until a call fails, adding what it
+ * got to <got>: every successful call returns 1 with 1..num bytes, and the failure is the
+ * real read's own value (-1 or 0 from SSL_read as scripted, 0 from SSL_read_ex). */
+static void prog_read(struct fx *f, size_t num, struct bytes *got)
+{
+    char *buf = malloc(num);
+    assert_non_null(buf);
+    bytes_add(got, "", 0);
+    for (;;) {
+        size_t n = 0x5eed;
+        int rc = qs_conn_read(f->c, &f->env, f->ex, buf, num, &n);
+        if (rc != 1) {
+            assert_int_equal(rc, f->ex ? 0 : f->fk.end_rc);
+            break;
+        }
+        assert_in_range(n, 1, num);
+        bytes_add(got, buf, n);
+    }
+    free(buf);
+}
+
+/* The program got exactly <want>/<n>. */
+static void assert_got(struct fx *f, const struct bytes *got, const char *want, size_t n)
+{
+    if (got->len != n || (n > 0 && memcmp(got->p, want, n) != 0)) {
+        print_error("%s: program got %zu bytes:\n%.*s\nwant %zu bytes:\n%.*s\n", f->ctx, got->len,
+                    (int)(got->len > 1500 ? 1500 : got->len), got->p ? got->p : "", n,
+                    (int)(n > 1500 ? 1500 : n), want);
+        fail();
+    }
+}
+
+/* The server received <r> exactly <times> times, byte for byte the same. */
+static void assert_sent_times(struct fx *f, const struct req *r, int times)
+{
+    struct bytes all = {0};
+    bytes_add(&all, "", 0);
+    for (int i = 0; i < times; i++)
+        bytes_add(&all, r->want.p, r->want.len);
+    assert_server(f, all.p, all.len);
+    bytes_free(&all);
+}
+
+/* Checks record <i> as check_rec does, and its attempts and retry_ms. */
+static void check_rec_n(struct fx *f, int i, const struct want *w, int attempts, int64_t retry_ms)
+{
+    check_rec(f, i, w);
+    if (f->recs[i].attempts != attempts || f->recs[i].retry_ms != retry_ms)
+        fail_msg("%s, record %d: attempts %d retry_ms %lld, want %d and %lld", f->ctx, i, f->recs[i].attempts,
+                 (long long)f->recs[i].retry_ms, attempts, (long long)retry_ms);
+}
+
+/* The record of a throttle on <kind>'s request (qwen-plus) with <status> and <code>. */
+static struct want throttle_want(const struct req_kind *kind, const char *event, int status, const char *code)
+{
+    struct want w = posted(event, kind->path, status, -1, -1);
+    w.code = code;
+    w.stream = (kind->flags & RQ_SSE) || kind->body == stream_body;
+    return w;
+}
+
+/* Sends <kind>'s request in enforce mode; the server answers its successive copies with
+ * <answers>; the program reads with <num>-byte calls until the connection ends cleanly.
+ * Fills <r> (free_req it) and <got> (what the program read). */
+static void run_turns(struct fx *f, const char *what, const struct req_kind *kind,
+                      const struct bytes *answers, int n, size_t slice, size_t num, struct req *r,
+                      struct bytes *got)
+{
+    make_req(r, "POST", kind->path, kind->body, kind->flags);
+    hold_open(f, what, slice);
+    send_req(f, r);
+    for (int i = 0; i < n; i++)
+        add_turn(f, &answers[i], (size_t)(i + 1) * r->want.len);
+    prog_read(f, num, got);
+}
+
+static void free_answers(struct bytes *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        bytes_free(&a[i]);
+}
+
+static const size_t hold_slices[] = {0, 1, 7};
+
+static void retry_429_case(struct fx *f)
+{
+    struct bytes ans[2] = {{0}}, got = {0};
+    struct req r;
+
+    make_answer(&ans[0], HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ans[1], JSON_HEAD, chat_answer, A_LENGTH);
+    for (size_t s = 0; s < sizeof hold_slices / sizeof hold_slices[0]; s++) {
+        hold_env(f);
+        run_turns(f, "429 then 200", &chat_req, ans, 2, hold_slices[s], 4096, &r, &got);
+        /* Assumption: the program reads exactly the 200, never a byte of the 429; the server
+         * got the request twice, byte for byte the same; the shim waited once, the first
+         * backoff (0.5 * 1000 ms). */
+        assert_got(f, &got, ans[1].p, ans[1].len);
+        assert_sent_times(f, &r, 2);
+        assert_int_equal(f->nslept, 1);
+        assert_int_equal(f->slept[0], 500);
+        /* Assumption: records "throttled" (429, its code, attempt 1), then "request" (200,
+         * usage, attempt 2, retry_ms = the wait), and nothing else. */
+        assert_int_equal(f->nrecs, 2);
+        struct want w = throttle_want(&chat_req, "throttled", 429, "limit_requests");
+        check_rec_n(f, 0, &w, 1, 0);
+        w = posted("request", CHAT, 200, 22, 17);
+        check_rec_n(f, 1, &w, 2, 500);
+        bytes_free(&got);
+        free_req(&r);
+    }
+    free_answers(ans, 2);
+}
+
+static void test_hold_429_then_200(void **state) { for_each_api(*state, retry_429_case); }
+
+static void retry_small_reads_case(struct fx *f)
+{
+    struct bytes ans[3] = {{0}}, got = {0};
+    struct req r;
+
+    make_answer(&ans[0], HEAD_429, rpm_429, A_CHUNKED);
+    make_answer(&ans[1], HEAD_429 "connection: keep-alive\r\n", "", A_LENGTH);
+    make_answer(&ans[2], JSON_HEAD, chat_answer, A_CHUNKED);
+    hold_env(f);
+    /* Assumption: two throttles in a row (chunked, then a bare 429 without a body or code)
+     * are both hidden, however small the program's reads (1 byte per call) and the
+     * server's slices; the waits are the first two backoffs. */
+    run_turns(f, "two 429s, 1-byte reads", &chat_req, ans, 3, 1, 1, &r, &got);
+    assert_got(f, &got, ans[2].p, ans[2].len);
+    assert_sent_times(f, &r, 3);
+    assert_int_equal(f->nslept, 2);
+    assert_int_equal(f->slept[0], 500);
+    assert_int_equal(f->slept[1], 1000);
+    assert_int_equal(f->nrecs, 3);
+    struct want w = throttle_want(&chat_req, "throttled", 429, "limit_requests");
+    check_rec_n(f, 0, &w, 1, 0);
+    w.code = NULL;
+    check_rec_n(f, 1, &w, 2, 500);
+    w = posted("request", CHAT, 200, 22, 17);
+    check_rec_n(f, 2, &w, 3, 1500);
+    bytes_free(&got);
+    free_req(&r);
+    free_answers(ans, 3);
+}
+
+static void test_hold_two_429s_small_reads(void **state) { for_each_api(*state, retry_small_reads_case); }
+
+static void sse_throttle_case(struct fx *f)
+{
+    struct bytes ans[2] = {{0}}, got = {0}, good = {0};
+    struct req r;
+
+    bytes_addf(&good, "%s%s", sse_event1, sse_event2);
+    make_answer(&ans[0], SSE_HEAD, sse_throttle, A_CHUNKED);
+    make_answer(&ans[1], SSE_HEAD, good.p, A_CHUNKED);
+    for (size_t s = 0; s < sizeof hold_slices / sizeof hold_slices[0]; s++) {
+        hold_env(f);
+        run_turns(f, "native SSE throttle", &native_req, ans, 2, hold_slices[s], 4096, &r, &got);
+        /* Assumption: a native stream whose HTTP 200 opens with event:error and
+         * ":HTTP_STATUS/429" (Throttling.AllocationQuota, the TPM throttle) is hidden whole:
+         * the program sees only the good stream of the replay. */
+        assert_got(f, &got, ans[1].p, ans[1].len);
+        assert_sent_times(f, &r, 2);
+        assert_int_equal(f->nslept, 1);
+        assert_int_equal(f->nrecs, 2);
+        struct want w = throttle_want(&native_req, "throttled", 429, "Throttling.AllocationQuota");
+        check_rec_n(f, 0, &w, 1, 0);
+        w = posted("request", NATIVE, 200, 26, 66);
+        w.stream = 1;
+        check_rec_n(f, 1, &w, 2, 500);
+        bytes_free(&got);
+        free_req(&r);
+    }
+    free_answers(ans, 2);
+    bytes_free(&good);
+}
+
+static void test_hold_native_sse_throttle(void **state) { for_each_api(*state, sse_throttle_case); }
+
+static void test_hold_every_throttle_shape(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *head, *body, *code;
+        int status;
+    } cases[] = {
+        {HEAD_429,
+         "{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"You exceeded your current quota, please "
+         "check your plan and billing details.\",\"param\":null,\"type\":\"insufficient_quota\"}}",
+         "insufficient_quota", 429},
+        {HEAD_429,
+         "{\"error\":{\"code\":\"limit_burst_rate\",\"message\":\"Request rate increased too quickly.\"}}",
+         "limit_burst_rate", 429},
+        {HEAD_429,
+         "{\"request_id\":\"r\",\"code\":\"Throttling.RateQuota\",\"message\":\"Requests rate limit "
+         "exceeded, please try again later.\"}",
+         "Throttling.RateQuota", 429},
+        {HEAD_429, "{\"code\":\"Throttling\",\"message\":\"Requests throttling triggered.\"}", "Throttling",
+         429},
+        {"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n",
+         "{\"code\":\"ModelServingError\",\"message\":\"Too many requests. Your requests are being throttled "
+         "due to system capacity limits. Please try again later.\"}",
+         "ModelServingError", 500},
+        {"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n",
+         "{\"code\":\"ModelUnavailable\",\"message\":\"Model is unavailable, try again later.\"}",
+         "ModelUnavailable", 503},
+        {"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/html\r\n", "<html>Too Many Requests</html>",
+         NULL, 429},
+    };
+    struct bytes ans[2] = {{0}}, got = {0};
+    struct req r;
+
+    make_answer(&ans[1], JSON_HEAD, chat_answer, A_LENGTH);
+    for (f->ex = 0; f->ex <= 1; f->ex++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            make_answer(&ans[0], cases[i].head, cases[i].body, i % 2 ? A_CHUNKED : A_LENGTH);
+            hold_env(f);
+            /* Assumption: every retryable row of SPEC §6 (TPM, burst, native RPM, generic,
+             * 500/503 capacity, a gateway's bare 429) is hidden and replayed like the RPM 429:
+             * the program reads only the 200; "throttled" carries the status and code. */
+            run_turns(f, cases[i].head, &chat_req, ans, 2, 0, 4096, &r, &got);
+            assert_got(f, &got, ans[1].p, ans[1].len);
+            assert_sent_times(f, &r, 2);
+            assert_int_equal(f->nrecs, 2);
+            struct want w = throttle_want(&chat_req, "throttled", cases[i].status, cases[i].code);
+            check_rec_n(f, 0, &w, 1, 0);
+            w = posted("request", CHAT, 200, 22, 17);
+            check_rec_n(f, 1, &w, 2, 500);
+            bytes_free(&got);
+            bytes_free(&ans[0]);
+            free_req(&r);
+        }
+    }
+    bytes_free(&ans[1]);
+}
+
+/* Head and one chunk per event: "<head>transfer-encoding: chunked\r\n\r\n<first chunk>"
+ * into <first>, the other chunks and the last-chunk into <rest>. */
+static void chunked_events(struct bytes *first, struct bytes *rest, const char *head, const char *ev1,
+                           const char *ev2)
+{
+    bytes_addf(first, "%stransfer-encoding: chunked\r\n\r\n%zx\r\n%s\r\n", head, strlen(ev1), ev1);
+    bytes_addf(rest, "%zx\r\n%s\r\n0\r\n\r\n", strlen(ev2), ev2);
+}
+
+static void first_event_case(struct fx *f, const struct req_kind *kind, const char *ev1, const char *ev2,
+                             int64_t in, int64_t out)
+{
+    struct bytes first = {0}, rest = {0}, got = {0};
+    struct req r;
+
+    chunked_events(&first, &rest, SSE_HEAD, ev1, ev2);
+    for (size_t s = 0; s < sizeof hold_slices / sizeof hold_slices[0]; s++) {
+        hold_env(f);
+        make_req(&r, "POST", kind->path, kind->body, kind->flags);
+        hold_open(f, "first event released", hold_slices[s]);
+        send_req(f, &r);
+        /* Assumption: a good stream is released as soon as its first event is complete:
+         * the server sends the head and the first event, then nothing (WANT_READ); the
+         * program's reads return exactly those bytes, then the real WANT_READ. */
+        bytes_add(&f->fk.ans, first.p, first.len);
+        reads_end(f, hold_slices[s], -1, ERR_WANT_READ);
+        prog_read(f, 4096, &got);
+        assert_got(f, &got, first.p, first.len);
+        assert_int_equal(f->nrecs, 0);
+        /* Assumption: the rest of the stream then flows through; one record, no retry. */
+        bytes_add(&f->fk.ans, rest.p, rest.len);
+        reads_end(f, hold_slices[s], 0, ERR_ZERO_RETURN);
+        bytes_free(&got);
+        prog_read(f, 4096, &got);
+        assert_got(f, &got, rest.p, rest.len);
+        assert_sent_times(f, &r, 1);
+        assert_int_equal(f->nslept, 0);
+        assert_int_equal(f->nrecs, 1);
+        struct want w = posted("request", kind->path, 200, in, out);
+        w.stream = 1;
+        check_rec_n(f, 0, &w, 1, 0);
+        bytes_free(&got);
+        free_req(&r);
+    }
+    bytes_free(&first);
+    bytes_free(&rest);
+}
+
+static void first_event_both(struct fx *f)
+{
+    first_event_case(f, &native_req, sse_event1, sse_event2, 26, 66);
+    first_event_case(f, &stream_req, compat_event1, compat_rest, 22, 17);
+}
+
+static void first_event_cut_case(struct fx *f)
+{
+    struct bytes first = {0}, rest = {0}, got = {0};
+    struct req r;
+
+    chunked_events(&first, &rest, SSE_HEAD, sse_event1, sse_event2);
+    /* the first event ends with its blank line, before the chunk's CRLF */
+    size_t event_end = strstr(first.p, "\r\n\r\n") + 4 - first.p;
+    event_end = strchr(first.p + event_end, '\n') + 1 - first.p + strlen(sse_event1);
+    make_req(&r, "POST", NATIVE, native_body, RQ_SSE);
+    hold_env(f);
+    for (size_t cut = 0; cut <= first.len; cut++) {
+        hold_open(f, "stream cut", 0);
+        snprintf(f->ctx, sizeof f->ctx, "stream cut after %zu bytes: ex=%d", cut, f->ex);
+        send_req(f, &r);
+        /* Assumption: when the server stops (WANT_READ) anywhere before the first event's
+         * blank line, the program gets nothing but the real failure; from there on it gets
+         * everything that arrived. */
+        bytes_add(&f->fk.ans, first.p, cut);
+        reads_end(f, 0, -1, ERR_WANT_READ);
+        prog_read(f, 4096, &got);
+        assert_got(f, &got, first.p, cut >= event_end ? cut : 0);
+        bytes_free(&got);
+        /* Assumption: then the stream continues unchanged, and is logged once. */
+        bytes_add(&f->fk.ans, first.p + cut, first.len - cut);
+        bytes_add(&f->fk.ans, rest.p, rest.len);
+        reads_end(f, 0, 0, ERR_ZERO_RETURN);
+        prog_read(f, 4096, &got);
+        if (cut < event_end) {
+            bytes_add(&first, rest.p, rest.len);
+            assert_got(f, &got, first.p, first.len);
+            first.len -= rest.len;
+        } else {
+            struct bytes tail = {0};
+            bytes_addf(&tail, "%.*s%s", (int)(first.len - cut), first.p + cut, rest.p);
+            assert_got(f, &got, tail.p, tail.len);
+            bytes_free(&tail);
+        }
+        assert_int_equal(f->nrecs, 1);
+        bytes_free(&got);
+    }
+    free_req(&r);
+    bytes_free(&first);
+    bytes_free(&rest);
+}
+
+static void test_hold_stream_cut(void **state) { for_each_api(*state, first_event_cut_case); }
+
+static void test_hold_releases_first_event(void **state) { for_each_api(*state, first_event_both); }
+
+static void test_hold_non_throttles_pass(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *head, *body, *code;
+        int status;
+    } cases[] = {
+        {HEAD_429,
+         "{\"error\":{\"code\":\"insufficient_quota\",\"message\":\"Free allocated quota exceeded.\","
+         "\"param\":null,\"type\":\"insufficient_quota\"},\"request_id\":\"57553be3\"}",
+         "insufficient_quota", 429},
+        {HEAD_429,
+         "{\"request_id\":\"r\",\"code\":\"Throttling.AllocationQuota\",\"message\":\"Free allocated quota "
+         "exceeded.\"}",
+         "Throttling.AllocationQuota", 429},
+        {HEAD_429, "{\"code\":\"PrepaidBillOverdue\",\"message\":\"The prepaid bill is overdue.\"}",
+         "PrepaidBillOverdue", 429},
+        {"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n",
+         "{\"error\":{\"message\":\"Access denied, please make sure your account is in good standing.\","
+         "\"type\":\"Arrearage\",\"param\":null,\"code\":\"Arrearage\"},\"request_id\":\"8605e472\"}",
+         "Arrearage", 400},
+        {"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\n",
+         "{\"error\":{\"message\":\"The free tier of the model has been exhausted.\","
+         "\"type\":\"AllocationQuota.FreeTierOnly\",\"code\":\"AllocationQuota.FreeTierOnly\"}}",
+         "AllocationQuota.FreeTierOnly", 403},
+        {"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n",
+         "{\"code\":\"InternalError\",\"message\":\"An internal error has occured, try again later.\"}",
+         "InternalError", 500},
+        {"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\n", "Not Found", NULL, 404},
+    };
+    static const enum framing framings[] = {A_LENGTH, A_CHUNKED};
+    struct req req;
+
+    make_req(&req, "POST", CHAT, chat_body, 0);
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (size_t k = 0; k < sizeof framings / sizeof framings[0]; k++) {
+            const struct exchange_case x = {
+                .req = &chat_req, .head = cases[i].head, .answer = cases[i].body, .framing = framings[k]};
+            struct want w = posted("request", CHAT, cases[i].status, -1, -1);
+            w.code = cases[i].code;
+            hold_env(f);
+            /* Assumption: in enforce mode an error the program must see (free quota even
+             * under a throttling code, billing, 400 Arrearage, 403, 500 InternalError, 404)
+             * reaches it byte for byte, in every read slicing, with one record and no wait
+             * (so no replay). */
+            check_exchange(f, &x, &w);
+            assert_int_equal(f->nslept, 0);
+            assert_sent_times(f, &req, 1); /* the last run's server */
+        }
+    }
+    /* Assumption: the same for a native stream whose first event is a non-throttle error. */
+    const struct exchange_case x = {.req = &native_req,
+                                    .head = SSE_HEAD,
+                                    .answer =
+                                        "id:1\nevent:error\n:HTTP_STATUS/400\n"
+                                        "data:{\"code\":\"InvalidParameter\",\"message\":\"Role must be "
+                                        "user or assistant\",\"request_id\":\"7671ecd8\"}\n\n",
+                                    .framing = A_CHUNKED};
+    struct want w = throttle_want(&native_req, "request", 400, "InvalidParameter");
+    hold_env(f);
+    check_exchange(f, &x, &w);
+    assert_int_equal(f->nslept, 0);
+    free_req(&req);
+}
+
+/* Sum of the first <n> recorded waits. */
+static int64_t slept_sum(const struct fx *f, int n)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < n && i < f->nslept; i++)
+        sum += (int64_t)f->slept[i];
+    return sum;
+}
+
+/* Checks that the records start with one "throttled" per hidden 429 (<hidden> of them, each
+ * with its attempt and the waits before it) and end with the "request" record <w> after
+ * <attempts> sends and the waits of all the replays. */
+static void check_hidden_then(struct fx *f, int hidden, const struct want *w, int attempts)
+{
+    assert_true(f->nrecs >= hidden + 1);
+    struct want t = throttle_want(&chat_req, "throttled", 429, "limit_requests");
+    for (int i = 0; i < hidden; i++)
+        check_rec_n(f, i, &t, i + 1, slept_sum(f, i));
+    check_rec_n(f, f->nrecs - 1, w, attempts, slept_sum(f, attempts - 1));
+}
+
+static void test_hold_success_unchanged(void **state)
+{
+    struct fx *f = *state;
+    char sse[1024];
+    snprintf(sse, sizeof sse, "%s%s", sse_event1, sse_event2);
+    char compat[1024];
+    snprintf(compat, sizeof compat, "%s%s", compat_event1, compat_rest);
+    const struct exchange_case cases[] = {
+        {.req = &chat_req, .head = JSON_HEAD, .answer = chat_answer},
+        {.req = &chat_req, .head = JSON_HEAD, .answer = chat_answer, .framing = A_CHUNKED},
+        {.req = &chat_req, .prelude = CONTINUE, .head = JSON_HEAD, .answer = chat_answer},
+        {.req = &chat_req, .head = JSON_HEAD, .answer = chat_answer, .framing = A_CLOSE},
+        {.req = &native_req, .head = SSE_HEAD, .answer = sse, .framing = A_CHUNKED},
+        {.req = &stream_req, .head = SSE_HEAD, .answer = compat, .framing = A_CHUNKED},
+        {.req = &stream_req, .head = SSE_HEAD, .answer = compat, .framing = A_CLOSE},
+    };
+    static const int64_t usage[][2] = {{22, 17}, {22, 17}, {22, 17}, {22, 17}, {26, 66}, {22, 17}, {22, 17}};
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct want w = posted("request", cases[i].req->path, 200, usage[i][0], usage[i][1]);
+        w.stream = cases[i].req != &chat_req;
+        hold_env(f);
+        /* Assumption: in enforce mode a success reaches the program byte for byte, in every
+         * read slicing and with both APIs (Content-Length, chunked, after an interim 100,
+         * framed by close, native and compatible streams), logged once, never replayed. */
+        check_exchange(f, &cases[i], &w);
+        assert_int_equal(f->nslept, 0);
+    }
+    /* Assumption: a 204 without a body is released with its head. */
+    const struct exchange_case none = {.req = &chat_req,
+                                       .head = "HTTP/1.1 204 No Content\r\n",
+                                       .answer = "",
+                                       .framing = A_CLOSE,
+                                       .end_rc = -1,
+                                       .end_err = ERR_WANT_READ};
+    struct want w = posted("request", CHAT, 204, -1, -1);
+    check_exchange(f, &none, &w);
+}
+
+static void test_hold_expect_continue(void **state)
+{
+    struct fx *f = *state;
+    static const struct req_kind expect_req = {CHAT, chat_body, RQ_EXPECT};
+    struct bytes ans[2] = {{0}}, got = {0}, want = {0};
+    struct req r;
+
+    make_answer(&ans[0], HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ans[1], JSON_HEAD, chat_answer, A_LENGTH);
+    bytes_addf(&want, "%s%s", CONTINUE, ans[1].p);
+    for (f->ex = 0; f->ex <= 1; f->ex++) {
+        for (size_t s = 0; s < sizeof hold_slices / sizeof hold_slices[0]; s++) {
+            hold_env(f);
+            /* Assumption: a request with Expect: 100-continue gets the shim's own "100
+             * Continue", then, its 429 hidden, only the 200: the replay carries no Expect. */
+            run_turns(f, "Expect with a 429", &expect_req, ans, 2, hold_slices[s], 4096, &r, &got);
+            assert_got(f, &got, want.p, want.len);
+            assert_sent_times(f, &r, 2);
+            assert_int_equal(f->nrecs, 2);
+            bytes_free(&got);
+            free_req(&r);
+        }
+    }
+    bytes_free(&want);
+    free_answers(ans, 2);
+}
+
+/* Runs the chat request against <n> answers (env already set), for both APIs and the
+ * usual slicings, and checks that the program got answer <sends> - 1 unchanged after
+ * <sleeps> waits, that the server got <sends> copies, and that the records are one
+ * "throttled" per hidden 429, then "request" with the last answer's status and <reason>. */
+static void check_give_up(struct fx *f, const char *what, const struct bytes *ans, int n, int sends,
+                          int sleeps, const char *reason)
+{
+    struct bytes got = {0};
+    struct req r;
+
+    for (f->ex = 0; f->ex <= 1; f->ex++) {
+        for (size_t s = 0; s < sizeof hold_slices / sizeof hold_slices[0]; s++) {
+            run_turns(f, what, &chat_req, ans, n, hold_slices[s], 4096, &r, &got);
+            assert_got(f, &got, ans[sends - 1].p, ans[sends - 1].len);
+            assert_sent_times(f, &r, sends);
+            assert_int_equal(f->nslept, sleeps);
+            struct want w = throttle_want(&chat_req, "request", 429, "limit_requests");
+            w.reason = reason;
+            check_hidden_then(f, sends - 1, &w, sends);
+            bytes_free(&got);
+            free_req(&r);
+        }
+    }
+}
+
+static void test_hold_give_up_close(void **state)
+{
+    struct fx *f = *state;
+    struct bytes ans[2] = {{0}};
+
+    make_answer(&ans[0], HEAD_429 "connection: close\r\n", rpm_429, A_LENGTH);
+    make_answer(&ans[1], JSON_HEAD, chat_answer, A_LENGTH);
+    hold_env(f);
+    /* Assumption: a 429 that closes the connection cannot be replayed on it: the program
+     * gets it unchanged at once (no wait), and its own retry takes over. */
+    check_give_up(f, "429 with Connection: close", ans, 2, 1, 0, "the server closed the connection");
+    free_answers(ans, 2);
+}
+
+static void test_hold_give_up_max_attempts(void **state)
+{
+    struct fx *f = *state;
+    struct bytes ans[4] = {{0}};
+
+    for (int i = 0; i < 4; i++)
+        make_answer(&ans[i], HEAD_429, rpm_429, A_LENGTH);
+    hold_env(f);
+    f->env.retry_max_attempts = 3;
+    /* Assumption: max_attempts counts sends: with 3, the server gets the request 3 times,
+     * the shim waits twice (500, 1000 ms), and the third 429 reaches the program. */
+    check_give_up(f, "max_attempts 3", ans, 4, 3, 2, "retry.max_attempts reached");
+    assert_int_equal(f->slept[0], 500);
+    assert_int_equal(f->slept[1], 1000);
+    /* Assumption: max_attempts 1 means no replay at all, and no wait. */
+    f->env.retry_max_attempts = 1;
+    check_give_up(f, "max_attempts 1", ans, 4, 1, 0, "retry.max_attempts reached");
+    free_answers(ans, 4);
+}
+
+static void test_hold_give_up_max_total(void **state)
+{
+    struct fx *f = *state;
+    struct bytes ans[4] = {{0}};
+
+    for (int i = 0; i < 4; i++)
+        make_answer(&ans[i], HEAD_429, rpm_429, A_LENGTH);
+    hold_env(f);
+    f->env.retry_max_total_ms = 1200;
+    /* Assumption: a wait that would end past max_total_ms (counted from the request's send)
+     * is not started: the first (500 ms) fits, the second (500 + 1000 > 1200) does not, so
+     * the second 429 reaches the program after one wait. */
+    check_give_up(f, "max_total_ms 1200", ans, 4, 2, 1, "retry.max_total_ms reached");
+    assert_int_equal(f->slept[0], 500);
+    free_answers(ans, 4);
+}
+
+static void test_hold_give_up_interrupted(void **state)
+{
+    struct fx *f = *state;
+    struct bytes ans[3] = {{0}};
+
+    for (int i = 0; i < 3; i++)
+        make_answer(&ans[i], HEAD_429, rpm_429, A_LENGTH);
+    hold_env(f);
+    f->sleep_fail_at = 2;
+    /* Assumption: a wait interrupted by a signal (sleep_ms -1) gives the program the 429 it
+     * was hiding: the first wait completes and the request is replayed once; the second is
+     * interrupted, and the second 429 is delivered. Interrupted time is not counted. */
+    check_give_up(f, "second wait interrupted", ans, 3, 2, 2, "interrupted");
+    f->sleep_fail_at = 1;
+    check_give_up(f, "first wait interrupted", ans, 3, 1, 1, "interrupted");
+    free_answers(ans, 3);
+}
+
+static void test_hold_give_up_not_hidden(void **state)
+{
+    struct fx *f = *state;
+    struct bytes ans[3] = {{0}}, got = {0};
+    struct req r;
+
+    for (int i = 0; i < 3; i++)
+        make_answer(&ans[i], HEAD_429, rpm_429, A_LENGTH);
+    hold_env(f);
+    f->env.retry_max_attempts = 2;
+    f->ex = 0;
+    run_turns(f, "not hidden", &chat_req, ans, 3, 0, 4096, &r, &got);
+    /* Assumption (SPEC §7: "throttled" is "a hidden 429"; qshim-log summary counts throttles
+     * hidden and throttles passed on): of two 429s, the first was hidden and the second
+     * passed on, so there is one "throttled" record and one "request" record with status
+     * 429, not a "throttled" record for the 429 the program saw. */
+    assert_got(f, &got, ans[1].p, ans[1].len);
+    int throttled = 0;
+    for (int i = 0; i < f->nrecs; i++)
+        throttled += strcmp(f->recs[i].event, "throttled") == 0;
+    bytes_free(&got);
+    free_req(&r);
+    free_answers(ans, 3);
+    if (throttled != 1 || f->nrecs != 2)
+        fail_msg("%d records, %d of them \"throttled\"; want 2 records, 1 \"throttled\"", f->nrecs,
+                 throttled);
+}
+
+static void retry_after_case(struct fx *f, const char *header, uint64_t want_ms)
+{
+    struct bytes ans[2] = {{0}}, got = {0}, head = {0};
+    struct req r;
+
+    bytes_addf(&head, "%s%s\r\n", HEAD_429, header);
+    make_answer(&ans[0], head.p, rpm_429, A_LENGTH);
+    make_answer(&ans[1], JSON_HEAD, chat_answer, A_LENGTH);
+    hold_env(f);
+    run_turns(f, header, &chat_req, ans, 2, 0, 4096, &r, &got);
+    /* Assumption: the server's delay is the one waited (not the backoff) and logged. */
+    assert_got(f, &got, ans[1].p, ans[1].len);
+    assert_int_equal(f->nslept, 1);
+    if (f->slept[0] != want_ms)
+        fail_msg("%s: waited %llu ms, want %llu", header, (unsigned long long)f->slept[0],
+                 (unsigned long long)want_ms);
+    assert_int_equal(f->nrecs, 2);
+    struct want w = posted("request", CHAT, 200, 22, 17);
+    check_rec_n(f, 1, &w, 2, (int64_t)want_ms);
+    bytes_free(&got);
+    bytes_free(&head);
+    free_req(&r);
+    free_answers(ans, 2);
+}
+
+static void retry_after_all(struct fx *f)
+{
+    retry_after_case(f, "retry-after-ms: 1234", 1234);
+    retry_after_case(f, "Retry-After-Ms: 250.7", 251); /* rounded up */
+    retry_after_case(f, "retry-after: 2", 2000);
+    /* Assumption: retry-after-ms wins over Retry-After when both are given. */
+    retry_after_case(f, "retry-after: 7\r\nretry-after-ms: 300", 300);
+}
+
+static void test_hold_retry_after(void **state) { for_each_api(*state, retry_after_all); }
+
+static void test_hold_retry_after_too_long(void **state)
+{
+    struct fx *f = *state;
+    struct bytes ans[2] = {{0}};
+
+    make_answer(&ans[0], HEAD_429 "retry-after: 600\r\n", rpm_429, A_LENGTH);
+    make_answer(&ans[1], JSON_HEAD, chat_answer, A_LENGTH);
+    hold_env(f);
+    /* Assumption: a server delay longer than max_total_ms (600 s > 120 s) is not waited:
+     * the program gets the 429 (with its Retry-After) at once. */
+    check_give_up(f, "Retry-After 600", ans, 2, 1, 0, "retry.max_total_ms reached");
+    free_answers(ans, 2);
+}
+
+static void want_read_hold_case(struct fx *f)
+{
+    struct bytes a429 = {0}, ok = {0}, got = {0};
+    struct req r;
+    char buf[4096];
+
+    make_answer(&a429, HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ok, JSON_HEAD, chat_answer, A_LENGTH);
+    make_req(&r, "POST", CHAT, chat_body, 0);
+    hold_env(f);
+    for (size_t cut = 0; cut < a429.len; cut++) {
+        hold_open(f, "WANT_READ while holding", 0);
+        snprintf(f->ctx, sizeof f->ctx, "WANT_READ after %zu bytes of the 429: ex=%d", cut, f->ex);
+        send_req(f, &r);
+        /* Assumption: with a non-blocking socket or memory BIO, when the real read has
+         * nothing more (WANT_READ) while a possible throttle is held, the program's read
+         * returns that real failure (SSL_get_error asked with it) and nothing is delivered
+         * or counted as pending. */
+        bytes_add(&f->fk.ans, a429.p, cut);
+        reads_end(f, 0, -1, ERR_WANT_READ);
+        size_t n = 0x5eed;
+        int rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
+        assert_int_equal(rc, f->ex ? 0 : -1);
+        assert_int_equal(f->fk.err_ret, rc);
+        assert_int_equal(qs_conn_pending(f->c), 0);
+        assert_int_equal(f->nrecs, 0);
+        /* Assumption: the next calls continue: the rest of the 429 is hidden, the request
+         * replayed, and the program gets only the 200. */
+        bytes_add(&f->fk.ans, a429.p + cut, a429.len - cut);
+        add_turn(f, &ok, 2 * r.want.len);
+        reads_end(f, 0, 0, ERR_ZERO_RETURN);
+        prog_read(f, sizeof buf, &got);
+        assert_got(f, &got, ok.p, ok.len);
+        assert_sent_times(f, &r, 2);
+        assert_int_equal(f->nrecs, 2);
+        bytes_free(&got);
+    }
+    /* Assumption: WANT_READ while waiting for the replay's answer is returned too, after
+     * the replay went out; nothing is delivered until that answer comes. */
+    hold_open(f, "WANT_READ awaiting the replay's answer", 0);
+    send_req(f, &r);
+    bytes_add(&f->fk.ans, a429.p, a429.len);
+    reads_end(f, 0, -1, ERR_WANT_READ);
+    prog_read(f, sizeof buf, &got);
+    assert_int_equal(got.len, 0);
+    assert_sent_times(f, &r, 2);
+    assert_int_equal(f->nrecs, 1);
+    bytes_add(&f->fk.ans, ok.p, ok.len);
+    prog_read(f, sizeof buf, &got);
+    assert_got(f, &got, ok.p, ok.len);
+    assert_int_equal(f->nrecs, 2);
+    bytes_free(&got);
+    bytes_free(&a429);
+    bytes_free(&ok);
+    free_req(&r);
+}
+
+static void test_hold_want_read(void **state) { for_each_api(*state, want_read_hold_case); }
+
+static void replay_want_write_case(struct fx *f, size_t chunk, int every)
+{
+    struct bytes ans[2] = {{0}}, got = {0};
+    struct req r;
+    char buf[4096];
+
+    make_answer(&ans[0], HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ans[1], JSON_HEAD, chat_answer, A_LENGTH);
+    make_req(&r, "POST", CHAT, chat_body, 0);
+    hold_env(f);
+    hold_open(f, "replay WANT_WRITE", 0);
+    send_req(f, &r);
+    add_turn(f, &ans[0], r.want.len);
+    add_turn(f, &ans[1], 2 * r.want.len);
+    reads_end(f, 0, 0, ERR_ZERO_RETURN);
+    f->fk.fail_first = 1;
+    f->fk.chunk = chunk;
+    f->fk.fail_every = every;
+    /* Assumption: the replay's first real write fails (WANT_WRITE on a non-blocking
+     * socket): the program's read returns the real failure value (what SSL_write /
+     * SSL_write_ex returned: SSL_get_error then says WANT_WRITE, which a reader handles),
+     * with nothing delivered and nothing of the replay lost. */
+    size_t n = 0x5eed;
+    int rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
+    assert_int_equal(rc, f->ex ? 0 : f->fk.fail_rc);
+    assert_int_equal(qs_conn_pending(f->c), 0);
+    assert_int_equal(f->nslept, 1);
+    /* Assumption: the next read calls finish the replay (partial writes continue where
+     * they stopped) and then read its answer: exactly the 200. */
+    int fails = 0;
+    for (;;) {
+        n = 0x5eed;
+        rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
+        if (rc == 1) {
+            bytes_add(&got, buf, n);
+            continue;
+        }
+        if (f->fk.ans_off < f->fk.ans.len || f->fk.next_turn < f->fk.nturns) {
+            assert_int_equal(rc, f->ex ? 0 : f->fk.fail_rc); /* a write failure */
+            assert_true(++fails < 1000);
+            continue;
+        }
+        assert_int_equal(rc, f->ex ? 0 : f->fk.end_rc);
+        break;
+    }
+    assert_got(f, &got, ans[1].p, ans[1].len);
+    assert_sent_times(f, &r, 2);
+    assert_int_equal(f->nslept, 1);
+    assert_int_equal(f->nrecs, 2);
+    struct want w = posted("request", CHAT, 200, 22, 17);
+    check_rec_n(f, 1, &w, 2, 500);
+    bytes_free(&got);
+    free_req(&r);
+    free_answers(ans, 2);
+}
+
+static void replay_want_write_all(struct fx *f)
+{
+    replay_want_write_case(f, 0, 0);
+    replay_want_write_case(f, 7, 2);
+}
+
+static void test_hold_replay_want_write(void **state) { for_each_api(*state, replay_want_write_all); }
+
+/* Two chat requests in one write (the second for qwen-turbo); the server answers them
+ * with <a1> and <a2> at once. */
+static void pipelined_answers(struct fx *f, const struct bytes *a1, const struct bytes *a2, struct bytes *got)
+{
+    static const char body2[] =
+        "{\"model\":\"qwen-turbo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    struct bytes both = {0}, want = {0};
+    struct req r1, r2;
+
+    make_req(&r1, "POST", CHAT, chat_body, 0);
+    make_req(&r2, "POST", CHAT, body2, 0);
+    bytes_addf(&both, "%s%s", r1.orig.p, r2.orig.p);
+    bytes_addf(&want, "%s%s", r1.want.p, r2.want.p);
+    prog_write(f, both.p, both.len);
+    assert_server(f, want.p, want.len);
+    bytes_add(&f->fk.ans, a1->p, a1->len);
+    bytes_add(&f->fk.ans, a2->p, a2->len);
+    prog_read(f, 4096, got);
+    /* no replay: the server got each request once */
+    assert_server(f, want.p, want.len);
+    bytes_free(&both);
+    bytes_free(&want);
+    free_req(&r1);
+    free_req(&r2);
+}
+
+static void pipelined_hold_case(struct fx *f)
+{
+    struct bytes a429 = {0}, ok = {0}, got = {0}, want = {0};
+
+    make_answer(&a429, HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ok, JSON_HEAD, chat_answer, A_LENGTH);
+    bytes_addf(&want, "%s%s", a429.p, ok.p);
+    for (size_t s = 0; s < sizeof hold_slices / sizeof hold_slices[0]; s++) {
+        hold_env(f);
+        hold_open(f, "pipelined", hold_slices[s]);
+        /* Assumption: with two requests in flight the first answer is not held (replaying
+         * it would reorder the answers): its 429 reaches the program as is, then the 200. */
+        pipelined_answers(f, &a429, &ok, &got);
+        assert_got(f, &got, want.p, want.len);
+        assert_int_equal(f->nslept, 0);
+        assert_int_equal(f->nrecs, 2);
+        struct want w = throttle_want(&chat_req, "request", 429, "limit_requests");
+        check_rec_n(f, 0, &w, 1, 0);
+        bytes_free(&got);
+    }
+    bytes_free(&a429);
+    bytes_free(&ok);
+    bytes_free(&want);
+}
+
+static void test_hold_pipelined_not_held(void **state) { for_each_api(*state, pipelined_hold_case); }
+
+static void pipelined_during_hold_case(struct fx *f)
+{
+    static const char body2[] =
+        "{\"model\":\"qwen-turbo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    struct bytes a429 = {0}, ok = {0}, got = {0}, want = {0};
+    struct req r1, r2;
+    char buf[64];
+
+    make_answer(&a429, HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ok, JSON_HEAD, chat_answer, A_LENGTH);
+    bytes_addf(&want, "%s%s", a429.p, ok.p);
+    make_req(&r1, "POST", CHAT, chat_body, 0);
+    make_req(&r2, "POST", CHAT, body2, 0);
+    hold_env(f);
+    hold_open(f, "pipelined while holding", 0);
+    send_req(f, &r1);
+    /* The program (non-blocking) reads once before any answer: the shim starts holding
+     * the one answer in flight; then it pipelines a second request. */
+    reads_end(f, 0, -1, ERR_WANT_READ);
+    size_t n = 0;
+    assert_int_equal(qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n), f->ex ? 0 : -1);
+    prog_write(f, r2.orig.p, r2.orig.len);
+    /* Assumption (SPEC §3 "pipelining must not break"; answer.c: replaying one of several
+     * pipelined requests would reorder the answers): the server answers both, 429 then
+     * 200, in one burst. The program must get both answers, in order, byte for byte;
+     * the first request must not be replayed behind the second. */
+    bytes_addf(&f->fk.ans, "%s%s", a429.p, ok.p);
+    reads_end(f, 0, 0, ERR_ZERO_RETURN);
+    prog_read(f, 4096, &got);
+    /* (checked after freeing, so that a failure leaks nothing under valgrind) */
+    int got_ok = got.len == want.len && memcmp(got.p, want.p, want.len) == 0;
+    size_t got_len = got.len, server_len = f->fk.server.len;
+    bytes_free(&want);
+    bytes_addf(&want, "%s%s", r1.want.p, r2.want.p);
+    int server_ok = server_len == want.len && memcmp(f->fk.server.p, want.p, want.len) == 0;
+    size_t want_server = want.len, want_got = a429.len + ok.len;
+    bytes_free(&got);
+    bytes_free(&a429);
+    bytes_free(&ok);
+    bytes_free(&want);
+    free_req(&r1);
+    free_req(&r2);
+    if (!got_ok || !server_ok)
+        fail_msg("%s: program got %zu bytes (want the 429 and the 200, %zu bytes%s); server got %zu bytes "
+                 "(want the two requests once, %zu bytes%s)",
+                 f->ctx, got_len, want_got, got_ok ? ", ok" : "", server_len, want_server,
+                 server_ok ? ", ok" : "");
+}
+
+static void test_hold_pipelined_while_holding(void **state)
+{
+    for_each_api(*state, pipelined_during_hold_case);
+}
+
+static void test_observe_mode_no_hold(void **state)
+{
+    struct fx *f = *state;
+    const struct exchange_case x = {.req = &chat_req, .head = HEAD_429, .answer = rpm_429};
+    const struct exchange_case sse = {
+        .req = &native_req, .head = SSE_HEAD, .answer = sse_throttle, .framing = A_CHUNKED};
+    struct want w = throttle_want(&chat_req, "request", 429, "limit_requests");
+    struct req r;
+
+    /* Assumption: with hold_answers = 0 (observe mode) a throttle reaches the program as it
+     * comes, in every slicing, logged once, never waited for or replayed, even with the
+     * retry settings and sleep function in place. */
+    hold_env(f);
+    f->env.hold_answers = 0;
+    check_exchange(f, &x, &w);
+    assert_int_equal(f->nslept, 0);
+    make_req(&r, "POST", CHAT, chat_body, 0);
+    assert_sent_times(f, &r, 1);
+    free_req(&r);
+    w = throttle_want(&native_req, "request", 429, "Throttling.AllocationQuota");
+    check_exchange(f, &sse, &w);
+    assert_int_equal(f->nslept, 0);
+}
+
+/* A JSON body of about <size> bytes: {"error":{"code":"<code>","message":"xxx..."}}. */
+static void big_body(struct bytes *b, const char *code, size_t size)
+{
+    bytes_addf(b, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
+    while (b->len < size)
+        bytes_add(b, "0123456789abcdef", 16);
+    bytes_addf(b, "\"}}");
+}
+
+/* Sends the chat request in enforce mode; the server sends the first <part> bytes of
+ * <ans> and then WANT_READ. Returns, in <got>, what the program could read meanwhile. */
+static void partial_answer(struct fx *f, const char *what, const struct bytes *ans, size_t part, size_t slice,
+                           struct bytes *got)
+{
+    struct req r;
+
+    make_req(&r, "POST", CHAT, chat_body, 0);
+    hold_open(f, what, slice);
+    send_req(f, &r);
+    bytes_add(&f->fk.ans, ans->p, part);
+    reads_end(f, slice, -1, ERR_WANT_READ);
+    prog_read(f, 4096, got);
+    free_req(&r);
+}
+
+/* Lets the server send the rest of its answer and end; the program must get it all. */
+static void rest_of_answer(struct fx *f, const struct bytes *ans, size_t part)
+{
+    struct bytes got = {0};
+
+    bytes_add(&f->fk.ans, ans->p + part, ans->len - part);
+    reads_end(f, f->fk.slice, 0, ERR_ZERO_RETURN);
+    prog_read(f, 4096, &got);
+    assert_got(f, &got, ans->p + part, ans->len - part);
+    bytes_free(&got);
+}
+
+static void big_answers_case(struct fx *f, size_t slice)
+{
+    struct bytes body = {0}, ok = {0}, a429 = {0}, got = {0};
+
+    big_body(&body, "none", 100 * 1024);
+    make_answer(&ok, JSON_HEAD, body.p, A_LENGTH);
+    bytes_free(&body);
+    big_body(&body, "limit_requests", 100 * 1024);
+    make_answer(&a429, HEAD_429, body.p, A_LENGTH);
+    hold_env(f);
+
+    /* Assumption: a 200 that is not a stream cannot be a throttle: it is released with its
+     * head, so the program reads the head and the first 10 body bytes before the rest of a
+     * 100 KiB answer arrives. */
+    size_t head_len = strstr(ok.p, "\r\n\r\n") + 4 - ok.p;
+    partial_answer(f, "big 200", &ok, head_len + 10, slice, &got);
+    assert_got(f, &got, ok.p, head_len + 10);
+    rest_of_answer(f, &ok, head_len + 10);
+    assert_int_equal(f->nrecs, 1);
+    bytes_free(&got);
+
+    /* Assumption (answer.c HOLD_MAX): an undecided answer is held up to 64 KiB past what
+     * was released; a 429 with a 100 KiB body is then released, not swallowed: nothing
+     * is delivered while 60 KiB of it are held, everything once 70 KiB are. */
+    head_len = strstr(a429.p, "\r\n\r\n") + 4 - a429.p;
+    partial_answer(f, "big 429, 60 KiB", &a429, head_len + 60 * 1024, slice, &got);
+    assert_int_equal(got.len, 0);
+    bytes_free(&got);
+    partial_answer(f, "big 429, 70 KiB", &a429, head_len + 70 * 1024, slice, &got);
+    assert_got(f, &got, a429.p, head_len + 70 * 1024);
+    /* Assumption: the rest follows; the 429 is logged once as passed on, never replayed. */
+    rest_of_answer(f, &a429, head_len + 70 * 1024);
+    assert_int_equal(f->nslept, 0);
+    assert_int_equal(f->nrecs, 1);
+    struct want w = throttle_want(&chat_req, "request", 429, "limit_requests");
+    check_rec_n(f, 0, &w, 1, 0);
+    bytes_free(&got);
+    bytes_free(&body);
+    bytes_free(&ok);
+    bytes_free(&a429);
+}
+
+static void big_all(struct fx *f)
+{
+    big_answers_case(f, 0);
+    big_answers_case(f, 1000);
+}
+
+static void test_hold_big_answers(void **state) { for_each_api(*state, big_all); }
+
+/* ---- fallback ---- */
+
+static const char max_body[] =
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}],\"model\":\"qwen3-max\",\"max_tokens\":100}";
+
+/* <body> with the model qwen3-max replaced by <to>. */
+static void body_with_model(struct bytes *out, const char *to)
+{
+    const char *at = strstr(max_body, "qwen3-max");
+    bytes_addf(out, "%.*s%s%s", (int)(at - max_body), max_body, to, at + strlen("qwen3-max"));
+}
+
+/* Sets env.fallback to one chain qwen3-max -> <to>..., after <after_ms>. */
+static void set_chain(struct fx *f, struct qs_fallback *fb, long after_ms, const char *to1, const char *to2)
+{
+    memset(fb, 0, sizeof *fb);
+    snprintf(fb->model, sizeof fb->model, "qwen3-max");
+    snprintf(fb->to[0], sizeof fb->to[0], "%s", to1);
+    fb->nto = 1;
+    if (to2 != NULL) {
+        snprintf(fb->to[1], sizeof fb->to[1], "%s", to2);
+        fb->nto = 2;
+    }
+    fb->after_ms = after_ms;
+    f->env.fallback = fb;
+    f->env.nfallback = 1;
+}
+
+/* Sends the qwen3-max request (framed by <flags>) in enforce mode with base 100 ms, so the
+ * waits are 50, 100, 200, 400 ms; the server answers the first <n429> copies with a 429
+ * and the next with a 200. <sends>[i] is what the server must receive as the i-th copy
+ * (gating the answers), n429 + 1 of them. The program must get exactly the 200. */
+static void run_fallback(struct fx *f, int flags, struct bytes *sends, int n429)
+{
+    struct bytes a429 = {0}, ok = {0}, got = {0}, all = {0};
+    struct req r;
+
+    make_answer(&a429, HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ok, JSON_HEAD, chat_answer, A_LENGTH);
+    make_req(&r, "POST", CHAT, max_body, flags);
+    f->env.retry_base_ms = 100;
+    hold_open(f, "fallback", 0);
+    send_req(f, &r);
+    bytes_add(&all, "", 0);
+    for (int i = 0; i <= n429; i++) {
+        bytes_add(&all, sends[i].p, sends[i].len);
+        add_turn(f, i < n429 ? &a429 : &ok, all.len);
+    }
+    reads_end(f, 0, 0, ERR_ZERO_RETURN);
+    prog_read(f, 4096, &got);
+    assert_got(f, &got, ok.p, ok.len);
+    assert_server(f, all.p, all.len);
+    assert_int_equal(f->nslept, n429);
+    bytes_free(&got);
+    bytes_free(&all);
+    bytes_free(&a429);
+    bytes_free(&ok);
+    free_req(&r);
+}
+
+/* The request record of attempt <attempts> after throttling, or a throttled/fallback one,
+ * for <model>. */
+static void check_model_rec(struct fx *f, int i, const char *event, const char *model, int status,
+                            const char *reason)
+{
+    struct want w = posted(event, CHAT, status, -1, -1);
+    w.model = model;
+    w.reason = reason;
+    w.code = status == 429 ? "limit_requests" : NULL;
+    if (status == 200) {
+        w.input = 22;
+        w.output = 17;
+    }
+    check_rec(f, i, &w);
+}
+
+static void fallback_case(struct fx *f)
+{
+    struct qs_fallback fb;
+    struct bytes sends[4] = {{0}}, plus = {0};
+    struct req orig, alt;
+
+    hold_env(f);
+    set_chain(f, &fb, 300, "qwen-plus", NULL);
+    make_req(&orig, "POST", CHAT, max_body, 0);
+    body_with_model(&plus, "qwen-plus");
+    make_req(&alt, "POST", CHAT, plus.p, 0);
+    for (int i = 0; i < 3; i++)
+        bytes_add(&sends[i], orig.want.p, orig.want.len);
+    bytes_add(&sends[3], alt.want.p, alt.want.len);
+    /* Assumption: waits of 50, 100, 200 ms: the replays at 50 and 150 ms of throttling keep
+     * qwen3-max; the one at 350 ms (>= after_ms 300) names qwen-plus, with the body
+     * otherwise unchanged and Content-Length its new length (here the same length, see
+     * fallback_length_case). */
+    run_fallback(f, 0, sends, 3);
+    /* Assumption: records: three "throttled" for qwen3-max, one "fallback" for qwen3-max
+     * with reason "qwen3-max -> qwen-plus", then the "request" for qwen-plus, attempt 4. */
+    assert_int_equal(f->nrecs, 5);
+    for (int i = 0; i < 3; i++)
+        check_model_rec(f, i, "throttled", "qwen3-max", 429, NULL);
+    check_model_rec(f, 3, "fallback", "qwen3-max", 429, "qwen3-max -> qwen-plus");
+    check_model_rec(f, 4, "request", "qwen-plus", 200, NULL);
+    assert_int_equal(f->recs[4].attempts, 4);
+    assert_int_equal(f->recs[4].retry_ms, 350);
+    free_answers(sends, 4);
+    bytes_free(&plus);
+    free_req(&orig);
+    free_req(&alt);
+}
+
+static void test_fallback_rewrites_model(void **state) { for_each_api(*state, fallback_case); }
+
+static void fallback_length_case(struct fx *f)
+{
+    struct qs_fallback fb;
+    struct bytes sends[5] = {{0}}, b1 = {0}, b2 = {0};
+    struct req orig, alt1, alt2;
+
+    hold_env(f);
+    set_chain(f, &fb, 300, "qwen-plus", "qwen-turbo-2025-07-15");
+    make_req(&orig, "POST", CHAT, max_body, 0);
+    body_with_model(&b1, "qwen-plus");
+    body_with_model(&b2, "qwen-turbo-2025-07-15");
+    make_req(&alt1, "POST", CHAT, b1.p, 0);
+    make_req(&alt2, "POST", CHAT, b2.p, 0);
+    for (int i = 0; i < 3; i++)
+        bytes_add(&sends[i], orig.want.p, orig.want.len);
+    bytes_add(&sends[3], alt1.want.p, alt1.want.len);
+    bytes_add(&sends[4], alt2.want.p, alt2.want.len);
+    /* Assumption: the chain moves one step per after_ms: the replay at 750 ms (350 + 400)
+     * names the second model, whose longer name gives a larger Content-Length. */
+    run_fallback(f, 0, sends, 4);
+    assert_true(alt2.want.len > orig.want.len);
+    assert_int_equal(f->nrecs, 7);
+    check_model_rec(f, 3, "fallback", "qwen3-max", 429, "qwen3-max -> qwen-plus");
+    check_model_rec(f, 4, "throttled", "qwen-plus", 429, NULL);
+    check_model_rec(f, 5, "fallback", "qwen-plus", 429, "qwen-plus -> qwen-turbo-2025-07-15");
+    check_model_rec(f, 6, "request", "qwen-turbo-2025-07-15", 200, NULL);
+    free_answers(sends, 5);
+    bytes_free(&b1);
+    bytes_free(&b2);
+    free_req(&orig);
+    free_req(&alt1);
+    free_req(&alt2);
+}
+
+static void test_fallback_new_length(void **state) { for_each_api(*state, fallback_length_case); }
+
+static void fallback_chunked_case(struct fx *f)
+{
+    struct qs_fallback fb;
+    struct bytes sends[5] = {{0}};
+    struct req orig;
+
+    hold_env(f);
+    set_chain(f, &fb, 300, "qwen-plus", NULL);
+    make_req(&orig, "POST", CHAT, max_body, RQ_CHUNKED);
+    for (int i = 0; i < 5; i++)
+        bytes_add(&sends[i], orig.want.p, orig.want.len);
+    /* Assumption: a chunked body is never rewritten: every replay is the request as first
+     * sent, no "fallback" record; the final record still names qwen3-max. */
+    run_fallback(f, RQ_CHUNKED, sends, 4);
+    assert_int_equal(f->nrecs, 5);
+    for (int i = 0; i < f->nrecs; i++)
+        assert_string_not_equal(f->recs[i].event, "fallback");
+    check_model_rec(f, 4, "request", "qwen3-max", 200, NULL);
+    free_answers(sends, 5);
+    free_req(&orig);
+}
+
+static void test_fallback_chunked_unchanged(void **state) { for_each_api(*state, fallback_chunked_case); }
+
+static void test_fallback_other_model_unchanged(void **state)
+{
+    struct fx *f = *state;
+    struct qs_fallback fb;
+    struct bytes ans[3] = {{0}}, got = {0};
+    struct req r;
+
+    make_answer(&ans[0], HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ans[1], HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ans[2], JSON_HEAD, chat_answer, A_LENGTH);
+    hold_env(f);
+    set_chain(f, &fb, 1, "qwen-turbo", NULL);
+    /* Assumption: a chain for another model leaves a qwen-plus request alone, however long
+     * it was throttled. */
+    run_turns(f, "chain of another model", &chat_req, ans, 3, 0, 4096, &r, &got);
+    assert_got(f, &got, ans[2].p, ans[2].len);
+    assert_sent_times(f, &r, 3);
+    assert_int_equal(f->nrecs, 3);
+    bytes_free(&got);
+    free_req(&r);
+    free_answers(ans, 3);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1499,6 +2817,32 @@ int main(void)
         T(test_want_read_mid_answer),
         T(test_free_unanswered),
         T(test_record_fields),
+        T(test_hold_429_then_200),
+        T(test_hold_two_429s_small_reads),
+        T(test_hold_native_sse_throttle),
+        T(test_hold_every_throttle_shape),
+        T(test_hold_releases_first_event),
+        T(test_hold_stream_cut),
+        T(test_hold_success_unchanged),
+        T(test_hold_expect_continue),
+        T(test_hold_non_throttles_pass),
+        T(test_hold_give_up_close),
+        T(test_hold_give_up_max_attempts),
+        T(test_hold_give_up_max_total),
+        T(test_hold_give_up_interrupted),
+        T(test_hold_give_up_not_hidden),
+        T(test_hold_retry_after),
+        T(test_hold_retry_after_too_long),
+        T(test_hold_want_read),
+        T(test_hold_replay_want_write),
+        T(test_hold_pipelined_not_held),
+        T(test_hold_pipelined_while_holding),
+        T(test_observe_mode_no_hold),
+        T(test_hold_big_answers),
+        T(test_fallback_rewrites_model),
+        T(test_fallback_new_length),
+        T(test_fallback_chunked_unchanged),
+        T(test_fallback_other_model_unchanged),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dashscope.h"
@@ -310,6 +311,156 @@ static void test_response_init(void **state)
     assert_string_equal(r.code, "");
 }
 
+/* ==== Finding "model" for a fallback rewrite ==== */
+
+/* Runs qs_ds_find_model over a copy of <body>/<len> in a buffer of exactly <len> bytes (no
+ * NUL after it, so that valgrind sees any read past the end). With <anchor> NULL the call
+ * must fail; otherwise it must succeed with the span of the quoted value "<from>" that
+ * starts where the (unique) <anchor> starts in <body>. */
+static void check_find_n(const char *body, size_t len, const char *from, const char *anchor)
+{
+    char *copy = malloc(len > 0 ? len : 1);
+    size_t at = 0x5eed, span = 0x5eed;
+
+    assert_non_null(copy);
+    memcpy(copy, body, len);
+    int rc = qs_ds_find_model(copy, len, from, &at, &span);
+    free(copy);
+    if (anchor == NULL) {
+        if (rc != -1)
+            fail_msg("%.200s: found \"%s\" at %zu, want none", body, from, at);
+        return;
+    }
+    const char *a = strstr(body, anchor);
+    assert_non_null(a);
+    assert_null(strstr(a + 1, anchor)); /* the test's anchor is unique */
+    if (rc != 0 || at != (size_t)(a - body) || span != strlen(from) + 2)
+        fail_msg("%.200s: rc %d at %zu len %zu, want 0 at %zu len %zu", body, rc, at, span,
+                 (size_t)(a - body), strlen(from) + 2);
+    assert_memory_equal(body + at + 1, from, strlen(from));
+    assert_int_equal(body[at], '"');
+    assert_int_equal(body[at + span - 1], '"');
+}
+
+static void check_find(const char *body, const char *from, const char *anchor)
+{
+    check_find_n(body, strlen(body), from, anchor);
+}
+
+static void test_find_model_found(void **state)
+{
+    (void)state;
+    /* Assumption: the span is the quoted value, whatever blanks surround the colon (as
+     * json.dumps, JSON.stringify with indent, or hand-written bodies put them). */
+    check_find("{\"model\":\"qwen-plus\",\"messages\":[]}", "qwen-plus", "\"qwen-plus\"");
+    check_find("{\"messages\":[],\"model\":\"qwen-plus\"}", "qwen-plus", "\"qwen-plus\"");
+    check_find("{\"model\": \"qwen-plus\", \"messages\": []}", "qwen-plus", "\"qwen-plus\"");
+    check_find("{\n  \"model\" :\t\"qwen-plus\",\r\n  \"messages\": []\n}", "qwen-plus", "\"qwen-plus\"");
+    check_find("{\"model\"\r\n:\r\n\"qwen-plus\"}", "qwen-plus", "\"qwen-plus\"");
+    /* Assumption: other keys naming a model ("model_name", "xmodel", a nested "model" with
+     * another value) and the value appearing elsewhere as a plain string do not count. */
+    check_find("{\"model_name\":\"qwen-plus\",\"xmodel\":\"qwen-plus\",\"model\":\"qwen-plus\"}", "qwen-plus",
+               "\"qwen-plus\"}");
+    check_find("{\"messages\":[{\"role\":\"user\",\"content\":\"qwen-plus\",\"model\":\"fake\"}],"
+               "\"model\":\"qwen-plus\"}",
+               "qwen-plus", "\"qwen-plus\"}");
+    /* Assumption: "model" written inside a string (escaped quotes) is not a key. */
+    check_find(
+        "{\"messages\":[{\"content\":\"say \\\"model\\\":\\\"qwen-plus\\\"\"}],\"model\":\"qwen-plus\"}",
+        "qwen-plus", "\"qwen-plus\"}");
+    /* Assumption: the value may end the buffer exactly (a body cut after it is still read
+     * only within its length). */
+    check_find_n("{\"model\":\"qwen-plus\"}", strlen("{\"model\":\"qwen-plus\""), "qwen-plus",
+                 "\"qwen-plus\"");
+}
+
+static void test_find_model_after_1mb(void **state)
+{
+    static const char tail[] = "\"}],\"model\":\"qwen-max\"}";
+    static const char head[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"";
+    size_t fill = 1024 * 1024;
+    size_t len = strlen(head) + fill + strlen(tail);
+    char *body = malloc(len + 1);
+
+    (void)state;
+    assert_non_null(body);
+    memcpy(body, head, strlen(head));
+    /* the prompt mentions "model" and the name, unquoted, many times */
+    for (size_t i = 0; i < fill; i++)
+        body[strlen(head) + i] = "model: qwen-max "[i % 16];
+    memcpy(body + strlen(head) + fill, tail, strlen(tail) + 1);
+    /* Assumption: "model" after 1 MiB of messages (openai-python's order) is found. */
+    check_find(body, "qwen-max", "\"qwen-max\"");
+    free(body);
+}
+
+static void test_find_model_none(void **state)
+{
+    (void)state;
+    /* Assumption: no "model" key, or a model key whose value is another string, a number,
+     * null, an object, or the name without quotes, gives -1. */
+    check_find("{\"messages\":[]}", "qwen-plus", NULL);
+    check_find("", "qwen-plus", NULL);
+    check_find("{\"model\":\"qwen-max\"}", "qwen-plus", NULL);
+    check_find("{\"model\":\"Qwen-Plus\"}", "qwen-plus", NULL);
+    check_find("{\"model\":42}", "qwen-plus", NULL);
+    check_find("{\"model\":null}", "qwen-plus", NULL);
+    check_find("{\"model\":{\"name\":\"qwen-plus\"}}", "qwen-plus", NULL);
+    check_find("{\"model\":qwen-plus}", "qwen-plus", NULL);
+    check_find("{\"model\" \"qwen-plus\"}", "qwen-plus", NULL);
+    /* Assumption: the key as a value ("x": "model", "qwen-plus") is not a key. */
+    check_find("[\"model\",\"qwen-plus\"]", "qwen-plus", NULL);
+    /* Assumption: an escaped value is not the same bytes; it is not rewritten. */
+    check_find("{\"model\":\"qwen\\u002dplus\"}", "qwen-plus", NULL);
+    /* Assumption: a body cut inside the key, after the colon or inside the value is read
+     * only within its length and gives -1. */
+    static const char whole[] = "{\"model\":\"qwen-plus\"}";
+    for (size_t n = 0; n < strlen("{\"model\":\"qwen-plus\""); n++)
+        check_find_n(whole, n, "qwen-plus", NULL);
+}
+
+static void test_find_model_ambiguous(void **state)
+{
+    (void)state;
+    /* Assumption: two places with "model": "<from>" (a nested one, or a duplicate key) are
+     * ambiguous: nothing may be rewritten. */
+    check_find("{\"model\":\"qwen-plus\",\"input\":{\"model\":\"qwen-plus\"}}", "qwen-plus", NULL);
+    check_find("{\"metadata\":{\"model\": \"qwen-plus\"},\"model\":\"qwen-plus\"}", "qwen-plus", NULL);
+    check_find("{\"model\":\"qwen-plus\",\"model\":\"qwen-plus\"}", "qwen-plus", NULL);
+    /* Assumption: a nested "model" with another value does not make it ambiguous. */
+    check_find("{\"metadata\":{\"model\":\"qwen-max\"},\"model\":\"qwen-plus\"}", "qwen-plus",
+               "\"qwen-plus\"");
+}
+
+static void test_find_model_prefix(void **state)
+{
+    (void)state;
+    /* Assumption: a value that merely starts with <from> is another model, and so is one
+     * that <from> starts with: "qwen-plus" vs "qwen-plus-latest" both ways. */
+    check_find("{\"model\":\"qwen-plus-latest\"}", "qwen-plus", NULL);
+    check_find("{\"model\":\"qwen-plus\"}", "qwen-plus-latest", NULL);
+    check_find("{\"model\":\"qwen-plusx\"}", "qwen-plus", NULL);
+    /* Assumption: with both present, only the exact one is found, in either order. */
+    check_find("{\"metadata\":{\"model\":\"qwen-plus-latest\"},\"model\":\"qwen-plus\"}", "qwen-plus",
+               "\"qwen-plus\"}");
+    check_find("{\"model\":\"qwen-plus\",\"metadata\":{\"model\":\"qwen-plus-latest\"}}", "qwen-plus",
+               "\"qwen-plus\",");
+    /* The nested one is not the request's model, so it is never the one rewritten. */
+    check_find("{\"model\":\"qwen-plus\",\"metadata\":{\"model\":\"qwen-plus-latest\"}}", "qwen-plus-latest",
+               NULL);
+}
+
+static void test_find_model_escaped_top_level(void **state)
+{
+    (void)state;
+    /* Assumption (dashscope.h: "Finds the top-level \"model\""; answer.c fall_back: "only
+     * bodies with one unambiguous top-level model are rewritten"): when the top-level value
+     * is written with an escape (the JSON scanner reads it as "qwen-plus", so that is the
+     * <from> the caller passes) and a nested object has a literal "model": "qwen-plus", the
+     * nested one is not the top-level model and must not be returned. */
+    check_find("{\"model\":\"qwen\\u002dplus\",\"metadata\":{\"model\":\"qwen-plus\"}}", "qwen-plus", NULL);
+}
+
 /* ==== Key fingerprints ==== */
 
 static void fingerprint(const char *auth, char out[9])
@@ -352,10 +503,13 @@ static void test_key_fingerprint(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_families),  cmocka_unit_test(test_regions),
-        cmocka_unit_test(test_request_facts),  cmocka_unit_test(test_long_model_truncated),
-        cmocka_unit_test(test_token_estimate), cmocka_unit_test(test_response_facts),
-        cmocka_unit_test(test_response_init),  cmocka_unit_test(test_key_fingerprint),
+        cmocka_unit_test(test_path_families),     cmocka_unit_test(test_regions),
+        cmocka_unit_test(test_request_facts),     cmocka_unit_test(test_long_model_truncated),
+        cmocka_unit_test(test_token_estimate),    cmocka_unit_test(test_response_facts),
+        cmocka_unit_test(test_response_init),     cmocka_unit_test(test_key_fingerprint),
+        cmocka_unit_test(test_find_model_found),  cmocka_unit_test(test_find_model_after_1mb),
+        cmocka_unit_test(test_find_model_none),   cmocka_unit_test(test_find_model_ambiguous),
+        cmocka_unit_test(test_find_model_prefix), cmocka_unit_test(test_find_model_escaped_top_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

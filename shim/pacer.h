@@ -1,0 +1,119 @@
+/* pacer.h - when may the next request of one budget key (region/model) go out?
+ *
+ * Pure: time comes in as an argument (monotonic ns shared by the machine's processes), the
+ * state is a caller-owned struct of fixed-width integers that is valid when zeroed and can
+ * live in shared memory (shm.c keeps one per key). No clock, no I/O, no lock, no global, no
+ * float after qs_pace_rate_init.
+ *
+ * Model (SPEC section 5): DashScope counts requests and tokens per model over every 1 s and
+ * every 60 s window. Here every window of that length plus QS_PACE_GUARD_NS (1 s + guard,
+ * 60 s + guard: the spans below) holds at most floor(limit) requests (at least 1) at an
+ * average of headroom x limit, and floor(headroom x limit) tokens, of the slots, RPS defaulting to RPM/60 and TPS to TPM/60, so that every 1 s
+ * and 60 s window of arrivals at the server does too when requests leave up to the guard
+ * after their slots; a request whose tokens alone exceed a window's budget is let through
+ * when nothing else is in that window.
+ * Two mechanisms, both needed:
+ *   - GCRA (virtual scheduling, no burst tolerance) spaces the slots evenly: one request per
+ *     <req_ns> = max over both windows of span / floor(limit) and span / (headroom x limit), and
+ *     <tokens> x (W1 span / 1 s budget), or x (W60 span / 60 s budget) if more, of time per
+ *     request on the token side, which the requests after a big one pay back. No burst at
+ *     start-up or after idle.
+ *   - GCRA alone lets a window hold its budget plus the request at its edge (a big request
+ *     right after a run of small ones), so the tokens also go through an exact window check:
+ *     cumulative token counts per 4 ms (1 s window) and 125 ms (60 s window) step, oldest
+ *     step counted whole, i.e. conservative by at most one step.
+ * A slot, once granted, is recorded: concurrent callers get successive slots and need not
+ * check again; the caller sleeps until now + wait and sends.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef QS_PACER_H
+#define QS_PACER_H
+
+#include <stdint.h>
+
+#define QS_PACE_NS_1S 1000000000ull
+#define QS_PACE_NS_60S (60 * QS_PACE_NS_1S)
+/* The queue is at most this deep: a slot is never granted further ahead of now than this,
+ * and a state holding a time further ahead than this plus two minutes is not believed (a
+ * corrupt state or another clock) and is started afresh. */
+#define QS_PACE_HORIZON_NS (2 * QS_PACE_NS_60S)
+/* Token costs above this are counted as this (sums stay far from overflow). */
+#define QS_PACE_MAX_TOKENS (1ull << 40)
+
+/* Send jitter allowed for: a request leaves up to this long after its slot (thread wake-up,
+ * the TLS write, loopback or network queueing), so a window counted at the server can hold
+ * requests from slots that were up to this much further apart. Every window is therefore
+ * kept over its length plus this guard: 1.024 s and 60.024 s, i.e. 97.7% of a 1 s limit. */
+#define QS_PACE_GUARD_NS 24000000ull
+#define QS_PACE_W1_SPAN_NS (QS_PACE_NS_1S + QS_PACE_GUARD_NS)
+#define QS_PACE_W60_SPAN_NS (QS_PACE_NS_60S + QS_PACE_GUARD_NS)
+
+#define QS_PACE_W1_STEP_NS 4000000ull    /* 1 s + guard: 256 steps of 4 ms */
+#define QS_PACE_W1_SLOTS 264             /* >= 256 + 3 (see pacer.c win_earliest) */
+#define QS_PACE_W60_STEP_NS 125000000ull /* 60 s + guard: 481 steps of 125 ms */
+#define QS_PACE_W60_SLOTS 512            /* >= 481 + 3 */
+
+/* Derived once from a limit; integers only. 0 in a field = not limited by it. The token
+ * side tolerates one request interval (pacer.c, earliest). */
+struct qs_pace_rate {
+    uint64_t retired; /* 1: rpm, tpm and rps all 0, never paced (QS_PACE_NEVER) */
+    uint64_t req_ns;  /* GCRA spacing of requests (see above) */
+    uint64_t tok_1s;  /* tokens allowed in any window of QS_PACE_W1_SPAN_NS (1 s + guard) */
+    uint64_t tok_60s; /* tokens allowed in any window of QS_PACE_W60_SPAN_NS (60 s + guard) */
+};
+
+/* Tokens recorded per step: cum[step % SLOTS] = tokens of all slots before the end of that
+ * step. Valid when zeroed. */
+struct qs_pace_win1 {
+    uint64_t total;  /* tokens recorded so far */
+    uint64_t newest; /* step of the latest recorded slot */
+    uint64_t cum[QS_PACE_W1_SLOTS];
+};
+struct qs_pace_win60 {
+    uint64_t total, newest;
+    uint64_t cum[QS_PACE_W60_SLOTS];
+};
+
+/* One budget key. Fixed-width fields only, valid when zeroed (shared memory). */
+struct qs_pace_state {
+    uint64_t last_ns;     /* latest 'now' a decision saw (time never runs backwards here) */
+    uint64_t last_slot;   /* latest slot granted; slots are granted in order */
+    uint64_t req_tat;     /* request GCRA: earliest slot for the next request */
+    uint64_t tok_tat;     /* token GCRA: end of the time the granted tokens occupy */
+    uint64_t cooldown_ns; /* no slot before this: a 429 was seen */
+    struct qs_pace_win1 w1;
+    struct qs_pace_win60 w60;
+};
+
+enum { QS_PACE_GO = 0, QS_PACE_NEVER = 1 };
+
+/* Derives <r> from a limit: <rpm>/<tpm> per minute, <rps>/<tps> per second, 0 (or negative,
+ * NaN) = not limited by that; <rps> defaults to <rpm>/60 and <tps> to <tpm>/60. <headroom>
+ * in (0, 1] is the fraction of every limit used (anything else counts as 1). rpm, tpm and
+ * rps all 0 make a retired model. */
+void qs_pace_rate_init(struct qs_pace_rate *r, double rpm, double tpm, double rps, double tps,
+                       double headroom);
+
+/* Reserves the earliest slot t >= <now_ns> at which a request of <tokens> fits every window
+ * and the evenly spaced schedule, records it, and sets *<wait_ns> = t - now_ns. Returns
+ * QS_PACE_GO, or QS_PACE_NEVER (and *wait_ns = 0, nothing recorded) for a retired model. A
+ * queue deeper than QS_PACE_HORIZON_NS is overload: that request gets the slot at the
+ * horizon, and the windows are not guaranteed for it. */
+int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns, uint64_t tokens,
+                    uint64_t *wait_ns);
+
+/* Once usage is known: <token_delta> = actual - reserved tokens of the request granted
+ * <slot_ns> (now + wait of its reserve). A refund gives the time back to the token GCRA, but
+ * never before <now_ns> (so it cannot make a burst), and takes the tokens out of the windows
+ * that held them; a charge adds both. */
+void qs_pace_settle(struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns, uint64_t slot_ns,
+                    int64_t token_delta);
+
+/* A 429 was seen: no slot before <until_ns>. */
+void qs_pace_cooldown(struct qs_pace_state *s, uint64_t until_ns);
+
+/* The slot a 1-token request would get at <now_ns>, without reserving it (for retry backoff);
+ * <now_ns> for a retired model. */
+uint64_t qs_pace_next_free(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns);
+
+#endif
