@@ -296,21 +296,35 @@ static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct ex
     return 1;
 }
 
-/* The wait before replaying <x> after the throttle of <throttled> (the same request before a
- * fallback rewrote its model): the model goes into cooldown for <delay_ms> in every process
- * that shares its budget, and the replay takes the pacer's first slot after that, so the
- * wait is never shorter than <delay_ms> nor earlier than the pacer allows. In ms. */
-static uint64_t throttle_wait(struct qs_conn *c, const struct qs_conn_env *env, const struct exchange *throttled,
-                              struct exchange *x, uint64_t delay_ms)
+/* Tells the budget about the throttle of <throttled> (the request before a fallback rewrote
+ * its model): the model's requests are spaced wider in every process sharing its budget
+ * (qs_pace_feedback), and when the server said how long to wait (Retry-After) the model goes
+ * into cooldown for that long. A backoff drawn at random by one request says nothing about
+ * the server's window, so it is that request's wait alone: sharing it stalled every sender of
+ * the model (half the goodput when the real limit was half the configured one). */
+static void tell_budget(struct qs_conn *c, const struct qs_conn_env *env, const struct exchange *throttled,
+                        uint64_t delay_ms)
 {
-    if (env->budget == NULL || !env->pace_wait)
-        return delay_ms;
+    if (env->budget == NULL || !env->pace_wait || !throttled->model[0])
+        return;
     char region[32];
     qs_conn_region(env, c, region, sizeof region);
-    if (throttled->model[0])
+    if (throttled->paced)
+        qs_budget_feedback(env->budget, region, throttled->model, 1, throttled->slot_ns);
+    if (c->retry_after_ms > 0)
         qs_budget_cooldown(env->budget, region, throttled->model, qs_now_ns() + delay_ms * 1000000u);
-    uint64_t slot_ms = (qs_conn_pace(c, env, x) + 999999u) / 1000000u;
-    return slot_ms > delay_ms ? slot_ms : delay_ms;
+}
+
+/* Waits the backoff, then the pacer's slot for the replay of <x> (taken only then, so that
+ * the replay leaves at its slot like any request). Returns 0, or -1 when a signal ended a
+ * wait; adds the time to <x>'s retry_ms. */
+static int wait_to_replay(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t delay_ms)
+{
+    if (env->sleep_ms(delay_ms) != 0)
+        return -1;
+    uint64_t slot_ms = env->pace_wait ? (qs_conn_pace(c, env, x) + 999999u) / 1000000u : 0;
+    x->retry_ms += (int64_t)(delay_ms + slot_ms);
+    return slot_ms > 0 && env->sleep_ms(slot_ms) != 0 ? -1 : 0;
 }
 
 /* A held throttle is complete: wait and replay the request on this connection, or
@@ -338,8 +352,8 @@ static int retry(struct qs_conn *c, const struct qs_conn_env *env, int more)
     int fell_back = 0;
     if (why == NULL) {
         fell_back = fall_back(c, env, x, elapsed + delay);
-        delay = throttle_wait(c, env, &throttled, x, delay);
-        if (env->sleep_ms(delay) != 0)
+        tell_budget(c, env, &throttled, delay);
+        if (wait_to_replay(c, env, x, delay) != 0)
             why = "interrupted";
     }
     if (why == NULL) {
@@ -357,7 +371,6 @@ static int retry(struct qs_conn *c, const struct qs_conn_env *env, int more)
         answer_done(c, env, why);
         return 0;
     }
-    x->retry_ms += (int64_t)delay;
     x->attempts++;
     x->status = 0;
     qs_ds_resp_init(&x->resp);

@@ -128,3 +128,14 @@ void qs_budget_cooldown(struct qs_budget *b, const char *region, const char *mod
     snprintf(key, sizeof key, "%s/%s", region, model);
     qs_shm_cooldown(m, key, until_ns);
 }
+
+void qs_budget_feedback(struct qs_budget *b, const char *region, const char *model, int throttled,
+                        uint64_t slot_ns)
+{
+    struct qs_shm *m = table(b);
+    if (m == NULL)
+        return;
+    char key[160];
+    snprintf(key, sizeof key, "%s/%s", region, model);
+    qs_shm_feedback(m, key, throttled, slot_ns);
+}

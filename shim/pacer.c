@@ -228,6 +228,14 @@ static uint64_t begin(struct qs_pace_state *s, uint64_t now)
     return t0;
 }
 
+/* The request spacing now: the configured one, widened after throttles (qs_pace_feedback). */
+static uint64_t spacing(const struct qs_pace_state *s, const struct qs_pace_rate *r)
+{
+    if (s->slow <= QS_PACE_SLOW_ONE)
+        return r->req_ns;
+    return mul_div_ceil(r->req_ns, min_u64(s->slow, (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE), QS_PACE_SLOW_ONE);
+}
+
 /* The earliest slot for <tokens> at <t0> (a believable state, t0 >= last_ns).
  *
  * The token GCRA tolerates one request slot (req_ns): when requests and tokens both bind, a
@@ -274,7 +282,7 @@ int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
     s->last_slot = t;
     /* t is at or past this rate's TATs (less the token tolerance) unless the horizon capped
      * it; then the queue restarts from t, so that the state stays within the horizon */
-    s->req_tat = r->req_ns ? t + r->req_ns : max_u64(s->req_tat, t);
+    s->req_tat = r->req_ns ? t + spacing(s, r) : max_u64(s->req_tat, t);
     s->tok_tat = r->tok_1s || r->tok_60s
                      ? max_u64(min_u64(s->tok_tat, t + r->req_ns), t) + tok_charge(r, tokens)
                      : max_u64(s->tok_tat, t);
@@ -313,6 +321,20 @@ void qs_pace_cooldown(struct qs_pace_state *s, uint64_t until_ns)
 {
     if (until_ns > s->cooldown_ns)
         s->cooldown_ns = until_ns;
+}
+
+void qs_pace_feedback(struct qs_pace_state *s, int throttled, uint64_t slot_ns)
+{
+    uint64_t slow = s->slow < QS_PACE_SLOW_ONE ? QS_PACE_SLOW_ONE : s->slow;
+    if (throttled) {
+        if (slot_ns <= s->slowed_slot)
+            return;
+        slow = min_u64(slow + slow / 2, (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
+        s->slowed_slot = s->last_slot;
+    } else {
+        slow -= (slow - QS_PACE_SLOW_ONE + 31) / 32;
+    }
+    s->slow = slow;
 }
 
 uint64_t qs_pace_next_free(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns)

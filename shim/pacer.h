@@ -37,6 +37,9 @@
  * and a state holding a time further ahead than this plus two minutes is not believed (a
  * corrupt state or another clock) and is started afresh. */
 #define QS_PACE_HORIZON_NS (2 * QS_PACE_NS_60S)
+#define QS_PACE_SLOW_ONE 1024u  /* slow == this: the configured spacing */
+#define QS_PACE_SLOW_MAX 16u    /* at most 16 times the configured spacing */
+
 /* Token costs above this are counted as this (sums stay far from overflow). */
 #define QS_PACE_MAX_TOKENS (1ull << 40)
 
@@ -81,6 +84,8 @@ struct qs_pace_state {
     uint64_t req_tat;     /* request GCRA: earliest slot for the next request */
     uint64_t tok_tat;     /* token GCRA: end of the time the granted tokens occupy */
     uint64_t cooldown_ns; /* no slot before this: a 429 was seen */
+    uint64_t slow;        /* request spacing x slow / QS_PACE_SLOW_ONE (0 = one): see qs_pace_feedback */
+    uint64_t slowed_slot; /* last_slot when it was last widened */
     struct qs_pace_win1 w1;
     struct qs_pace_win60 w60;
 };
@@ -111,6 +116,16 @@ void qs_pace_settle(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
 
 /* A 429 was seen: no slot before <until_ns>. */
 void qs_pace_cooldown(struct qs_pace_state *s, uint64_t until_ns);
+
+/* What the server said of a paced request granted <slot_ns>: throttled (1) or answered (0).
+ * The configured limit can be above the real one (another client of the account, a table
+ * out of date); a throttle then widens the request spacing by half (at most
+ * QS_PACE_SLOW_MAX times), unless its slot was granted before the last widening (the
+ * requests already queued when the limit was crossed are throttled together, and count
+ * once), and each answer narrows it back by 1/32 of the widening, down to the configured
+ * spacing (AIMD, as TCP finds a path's rate): the pacer settles just under the real limit
+ * instead of sending at the believed one and having every second request throttled. */
+void qs_pace_feedback(struct qs_pace_state *s, int throttled, uint64_t slot_ns);
 
 /* The slot a 1-token request would get at <now_ns>, without reserving it (for retry backoff);
  * <now_ns> for a retired model. */

@@ -21,9 +21,11 @@ count() { # adds the "N passed, N failed" of the last matching line of $out
 echo "== unit tests"
 for t in "$QS_BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
+    t0=$(date +%s)
     "$t" >"$out" 2>&1
     rc=$?
     cat "$out"
+    echo "($(basename "$t"): $(($(date +%s) - t0)) s)"
     p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$out" | sed -E 's/.*\] ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
     f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | sed -E 's/.*\] ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
     [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
@@ -33,9 +35,11 @@ done
 
 for s in "$QS_ROOT"/tests/integration/test_*.sh; do
     echo "== $(basename "$s")"
+    t0=$(date +%s)
     sh "$s" >"$out" 2>&1
     rc=$?
     cat "$out"
+    echo "($(basename "$s" .sh): $(($(date +%s) - t0)) s)"
     if grep -qE '[0-9]+ passed, [0-9]+ failed' "$out"; then
         count
         [ "$rc" -ne 0 ] && ! grep -qE ' [1-9][0-9]* failed' "$out" && failed=$((failed + 1))

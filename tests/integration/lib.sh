@@ -96,7 +96,19 @@ print(eval(sys.argv[2]))
 PYEOF
 }
 
+# Every audit log a test wrote (any *.jsonl* under $WORK, rotated ones too) must hold no key
+# and no body text: only 8-hex fingerprints, and none of what the clients sent.
+logs_clean() {
+    logs=$(find "$WORK" -name '*.jsonl*' -type f 2>/dev/null)
+    [ -z "$logs" ] && return 0
+    # shellcheck disable=SC2086
+    ! grep -nE 'sk-[a-z]|Bearer|"messages"|"content"|"role"|"input":|hello [0-9]|question [0-9]|SECRET' $logs
+}
+
 qs_done() {
+    if [ -n "$(find "$WORK" -name '*.jsonl*' -type f 2>/dev/null)" ]; then
+        check "every audit log of this test: no key, no body text" logs_clean
+    fi
     echo "$T_NAME: $T_PASS passed, $T_FAIL failed"
     [ "$T_FAIL" -eq 0 ]
 }

@@ -297,6 +297,34 @@ static void test_response_facts(void **state)
     }
 }
 
+/* Assumption (SPEC section 5): a compatible stream without include_usage is reconciled from its
+ * streamed text, so the characters of choices[].delta.content are counted over the chunks of
+ * a recorded stream (one JSON document per data line), CJK apart; nothing else is text. */
+static void test_streamed_text_counted(void **state)
+{
+    static const char *chunks[] = {
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"qwen-plus\","
+        "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello, \"}}]}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\u4f60\u597d\u4e16\u754c\"}}]}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xe5\x90\x97!\"},"
+        "\"finish_reason\":\"stop\"}]}",
+    };
+    struct qs_ds_resp r;
+
+    (void)state;
+    qs_ds_resp_init(&r);
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        struct qs_json j;
+        memset(&j, 0, sizeof j);
+        assert_true(qs_json_feed(&j, chunks[i], strlen(chunks[i]), qs_ds_resp_cb, &r) >= 0);
+    }
+    /* "Hello, " (7) + 4 CJK as escapes + one CJK in UTF-8 + "!" */
+    assert_int_equal(r.out_chars, 7 + 4 + 2);
+    assert_int_equal(r.out_cjk, 5);
+    assert_int_equal(r.output_tokens, -1);
+}
+
 static void test_response_init(void **state)
 {
     struct qs_ds_resp r;
@@ -507,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_request_facts),     cmocka_unit_test(test_long_model_truncated),
         cmocka_unit_test(test_token_estimate),    cmocka_unit_test(test_response_facts),
         cmocka_unit_test(test_response_init),     cmocka_unit_test(test_key_fingerprint),
+        cmocka_unit_test(test_streamed_text_counted),
         cmocka_unit_test(test_find_model_found),  cmocka_unit_test(test_find_model_after_1mb),
         cmocka_unit_test(test_find_model_none),   cmocka_unit_test(test_find_model_ambiguous),
         cmocka_unit_test(test_find_model_prefix), cmocka_unit_test(test_find_model_escaped_top_level),

@@ -632,6 +632,57 @@ static void test_cooldown(void **state)
     free(s);
 }
 
+/* Assumption (pacer.h qs_pace_feedback): each throttle widens the spacing by half, up to
+ * QS_PACE_SLOW_MAX times; each answer takes back 1/64 of the widening (at least one unit),
+ * so the configured spacing returns after enough answers, and never goes below it. */
+static void test_feedback(void **state)
+{
+    (void)state;
+    struct qs_pace_rate r;
+    qs_pace_rate_init(&r, 600, 0, 0, 0, 1.0);
+    uint64_t gap = spacing(10, 600);
+    struct qs_pace_state *s = new_state();
+    uint64_t t = 10 * S;
+    /* the spacing now: two slots reserved back to back, then their distance */
+#define NEXT_GAP()                                                                                             \
+    ({                                                                                                         \
+        uint64_t w1, w2;                                                                                       \
+        qs_pace_reserve(s, &r, t, 0, &w1);                                                                     \
+        qs_pace_reserve(s, &r, t, 0, &w2);                                                                     \
+        w2 - w1;                                                                                               \
+    })
+    assert_int_equal(NEXT_GAP(), gap);
+    uint64_t queued = s->last_slot; /* a slot granted before the throttle below */
+    qs_pace_feedback(s, 1, s->last_slot);
+    assert_int_equal(NEXT_GAP(), ceil_div(gap * 1536, 1024));
+    /* a throttle of a slot granted before that widening is the same crossing: no change */
+    qs_pace_feedback(s, 1, queued);
+    assert_int_equal(s->slow, 1536);
+    qs_pace_feedback(s, 1, s->last_slot);
+    assert_int_equal(NEXT_GAP(), ceil_div(gap * 2304, 1024));
+    for (uint64_t i = 2; i < 40; i++) {
+        uint64_t w;
+        qs_pace_reserve(s, &r, t, 0, &w);
+        qs_pace_feedback(s, 1, t + w);
+    }
+    assert_int_equal(s->slow, QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
+    assert_int_equal(NEXT_GAP(), QS_PACE_SLOW_MAX * gap);
+    uint64_t last = s->slow;
+    int n = 0;
+    while (s->slow > QS_PACE_SLOW_ONE && n < 100000) {
+        qs_pace_feedback(s, 0, 0);
+        assert_true(s->slow < last);
+        last = s->slow;
+        n++;
+    }
+    assert_true(n > 16 && n < 500); /* dozens of answers from 16 x back to 1 x, not one */
+    qs_pace_feedback(s, 0, 0);
+    assert_int_equal(s->slow, QS_PACE_SLOW_ONE);
+    assert_int_equal(NEXT_GAP(), gap);
+#undef NEXT_GAP
+    free(s);
+}
+
 /* Assumption: a 'now' older than the last decision (a stale read, another process decided
  * first) is taken as the last decision's time: slots stay in order and spaced. A state from
  * far in the future (another clock, corruption) starts afresh instead of blocking. */
@@ -894,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_window_boundaries),
         cmocka_unit_test(test_settle),
         cmocka_unit_test(test_cooldown),
+        cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_clock_backwards),
         cmocka_unit_test(test_retired),
         cmocka_unit_test(test_huge_requests),
