@@ -273,6 +273,10 @@ int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
         return QS_PACE_NEVER;
     tokens = min_u64(tokens, QS_PACE_MAX_TOKENS);
     uint64_t t0 = begin(s, now_ns);
+    /* a widening older than a minute is forgotten: the server's windows have turned over since,
+     * and a process starting later must not inherit a slowdown learnt long ago */
+    if (s->slow > QS_PACE_SLOW_ONE && t0 > add_sat(s->slowed_slot, QS_PACE_NS_60S))
+        s->slow = QS_PACE_SLOW_ONE;
     uint64_t t = earliest(s, r, t0, tokens);
     /* The slot is taken before the tokens are recorded: a process killed in between never
      * sent anything, so a slot taken for nothing is the harmless half. The windows record

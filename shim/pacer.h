@@ -124,7 +124,8 @@ void qs_pace_cooldown(struct qs_pace_state *s, uint64_t until_ns);
  * requests already queued when the limit was crossed are throttled together, and count
  * once), and each answer narrows it back by 1/32 of the widening, down to the configured
  * spacing (AIMD, as TCP finds a path's rate): the pacer settles just under the real limit
- * instead of sending at the believed one and having every second request throttled. */
+ * instead of sending at the believed one and having every second request throttled. A
+ * widening is forgotten a minute after the slot it was made at. */
 void qs_pace_feedback(struct qs_pace_state *s, int throttled, uint64_t slot_ns);
 
 /* The slot a 1-token request would get at <now_ns>, without reserving it (for retry backoff);

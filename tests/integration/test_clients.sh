@@ -3,6 +3,9 @@
 # without the shim, and every request lands in the audit log with model, path, status.
 . "$(dirname "$0")/lib.sh"
 qs_setup
+# This file is about bytes, not pacing (test_pacing.sh): limits far above what it sends, so
+# that its 5 MB requests (~1.3 M tokens, over qwen-long's TPM) are not each held a minute.
+printf 'limits = ( { model = "*"; rpm = 1e6; tpm = 1e10; } );\n' >>"$QSHIM_CONFIG"
 start_mock
 BASE=https://localhost:$MOCK_PORT
 

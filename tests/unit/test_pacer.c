@@ -679,6 +679,13 @@ static void test_feedback(void **state)
     qs_pace_feedback(s, 0, 0);
     assert_int_equal(s->slow, QS_PACE_SLOW_ONE);
     assert_int_equal(NEXT_GAP(), gap);
+    /* a widening is forgotten a minute after its slot, without any answer */
+    qs_pace_feedback(s, 1, s->last_slot);
+    assert_int_equal(NEXT_GAP(), ceil_div(gap * 1536, 1024));
+    t = s->slowed_slot + MIN; /* not yet: exactly a minute */
+    assert_int_equal(NEXT_GAP(), ceil_div(gap * 1536, 1024));
+    t = s->last_slot + MIN + 1;
+    assert_int_equal(NEXT_GAP(), gap);
 #undef NEXT_GAP
     free(s);
 }
