@@ -666,7 +666,7 @@ static int log_has_request(const char *log, char *seen, size_t slen)
     }
     while (fgets(line, sizeof line, fp) != NULL) {
         lines++;
-        leaked |= strstr(line, "sk-qshim-doctor") != NULL;
+        leaked |= strstr(line, "sk-test-qshim-doctor") != NULL;
         found |= strstr(line, "\"event\":\"request\"") != NULL &&
                  strstr(line, "\"model\":\"qwen-plus\"") != NULL && strstr(line, "\"status\":200") != NULL;
     }
@@ -770,7 +770,7 @@ static int self_test(const struct verdict *v)
                         "import sys, ssl, urllib.request as u\n"
                         "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
                         "rq = u.Request(sys.argv[2], data=sys.argv[3].encode(), headers={'Content-Type': "
-                        "'application/json', 'Authorization': 'Bearer sk-qshim-doctor'})\n"
+                        "'application/json', 'Authorization': 'Bearer sk-test-qshim-doctor'})\n"
                         "print(u.urlopen(rq, context=ctx, timeout=20).status)\n",
                         cert,
                         url,
@@ -783,7 +783,7 @@ static int self_test(const struct verdict *v)
                         "-w",        "%{http_code}\\n",
                         "--cacert",  cert,
                         "-H",        "Content-Type: application/json",
-                        "-H",        "Authorization: Bearer sk-qshim-doctor",
+                        "-H",        "Authorization: Bearer sk-test-qshim-doctor",
                         "-d",        (char *)body,
                         url,         NULL};
         crc = run_capture(argv, env, out, sizeof out, errf, 30000);

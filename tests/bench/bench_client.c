@@ -218,7 +218,7 @@ static void requests(SSL *s, const char *host, const char *port, size_t n, char 
     uint64_t *lat = malloc(n * sizeof *lat), sum = 0, cpu = cpu_ns();
     int len = snprintf(req, sizeof req,
                        "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nHost: %s:%s\r\n"
-                       "Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n"
+                       "Authorization: Bearer sk-test-bench\r\nContent-Type: application/json\r\n"
                        "Accept: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                        host, port, sizeof chat_body - 1, chat_body);
     if (lat == NULL || len < 0 || (size_t)len >= sizeof req) {

@@ -10,7 +10,7 @@ start_mock
 URL=https://localhost:$MOCK_PORT/compatible-mode/v1/chat/completions
 BODY='{"model":"qwen-plus","messages":[{"role":"user","content":"SECRET-BODY-TEXT-4711"}]}'
 req() { # req [CURL ARGS...]: one chat request (two with --next ...), answer on stdout
-    curl -sS --cacert "$CA" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-hygiene-0123456789' \
+    curl -sS --cacert "$CA" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-test-hygiene-0123456789' \
         -d "$BODY" "$URL" "$@"
 }
 
@@ -19,7 +19,7 @@ req() { # req [CURL ARGS...]: one chat request (two with --next ...), answer on 
     unset QSHIM_LOG
     umask 022
     XDG_STATE_HOME=$WORK/xdg/state with_shim curl -sS -o /dev/null --cacert "$CA" -H 'Content-Type: application/json' \
-        -H 'Authorization: Bearer sk-hygiene-0123456789' -d "$BODY" "$URL"
+        -H 'Authorization: Bearer sk-test-hygiene-0123456789' -d "$BODY" "$URL"
 )
 LOG=$WORK/xdg/state/qshim/audit.jsonl
 check "default log: \$XDG_STATE_HOME/qshim/audit.jsonl, with the request in it" \
@@ -27,7 +27,7 @@ check "default log: \$XDG_STATE_HOME/qshim/audit.jsonl, with the request in it" 
 check "default log: directories made 0700, the file 0600 (under umask 022)" \
     test "$(stat -c %a "$WORK/xdg/state" "$WORK/xdg/state/qshim" "$LOG" | tr '\n' ' ')" = "700 700 600 "
 check "no API key and no body text in the log (only the 8-hex fingerprint)" \
-    sh -c "! grep -qE 'sk-hygiene|0123456789|SECRET-BODY' '$LOG' && grep -qE '\"key\":\"[0-9a-f]{8}\"' '$LOG'"
+    sh -c "! grep -qE 'sk-test-hygiene|0123456789|SECRET-BODY' '$LOG' && grep -qE '\"key\":\"[0-9a-f]{8}\"' '$LOG'"
 
 # A log that cannot be written: its parent is a regular file (root or not, nothing can make it).
 : >"$WORK/notadir"

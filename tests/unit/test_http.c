@@ -190,7 +190,7 @@ static struct qs_http_response g_resp;
     "Accept-Encoding: gzip, deflate\r\n"                                                                     \
     "Accept: text/event-stream\r\n"                                                                          \
     "Connection: keep-alive\r\n"                                                                             \
-    "Authorization: Bearer sk-0123456789abcdef0123456789abcdef\r\n"                                          \
+    "Authorization: Bearer sk-test-0123456789abcdef\r\n"                                          \
     "Content-Type: application/json; charset=utf-8\r\n"                                                      \
     "X-Accel-Buffering: no\r\n"                                                                              \
     "X-DashScope-SSE: enable\r\n"                                                                            \
@@ -273,7 +273,7 @@ static void test_req_capture_lf_and_crlf(void **state)
     "X-Stainless-Arch: x64\r\n"                                                                              \
     "X-Stainless-Runtime: CPython\r\n"                                                                       \
     "X-Stainless-Runtime-Version: 3.11.7\r\n"                                                                \
-    "Authorization: Bearer sk-0123456789abcdef0123456789abcdef\r\n"                                          \
+    "Authorization: Bearer sk-test-0123456789abcdef\r\n"                                          \
     "X-Stainless-Async: false\r\n"                                                                           \
     "x-stainless-retry-count: 0\r\n"                                                                         \
     "x-stainless-read-timeout: 600\r\n"                                                                      \
@@ -389,7 +389,7 @@ static void test_req_no_body(void **state)
     REQ(*state,
         "GET /api/v1/tasks/9e2b6ef6-285d-4efa-8651-4dbda7d571fa HTTP/1.1\r\n"
         "Host: dashscope.aliyuncs.com\r\n"
-        "Authorization: Bearer sk-0123\r\n"
+        "Authorization: Bearer sk-test-0123\r\n"
         "\r\n",
         r);
     assert_span(r->method, r->method_len, "GET");
@@ -582,7 +582,7 @@ static const char cnblogs_sse_resp[] = "HTTP/1.1 200 OK\n"
                                        "transfer-encoding: chunked\n"
                                        "\n";
 
-/* cnblogs get-task-running-nosse.response.header.txt as stored. */
+/* cnblogs get-task-test-running-nosse.response.header.txt as stored. */
 static const char cnblogs_json_resp[] = "HTTP/1.1 200 OK\n"
                                         "server: istio-envoy\n"
                                         "date: Fri, 01 Mar 2024 09:38:37 GMT\n"
