@@ -295,6 +295,11 @@ int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
     win_add(&w, t, (int64_t)tokens);
     w = win60(s);
     win_add(&w, t, (int64_t)tokens);
+    struct win q = {&s->q1.total, &s->q1.newest, s->q1.cum, QS_PACE_W1_SLOTS, QS_PACE_W1_STEP_NS, QS_PACE_W1_SPAN_NS};
+    win_add(&q, t, 1);
+    q = (struct win){&s->q60.total, &s->q60.newest, s->q60.cum, QS_PACE_W60_SLOTS, QS_PACE_W60_STEP_NS,
+                     QS_PACE_W60_SPAN_NS};
+    win_add(&q, t, 1);
     *wait_ns = t - now_ns;
     return QS_PACE_GO;
 }

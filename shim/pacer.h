@@ -88,6 +88,10 @@ struct qs_pace_state {
     uint64_t slowed_slot; /* last_slot when it was last widened */
     struct qs_pace_win1 w1;
     struct qs_pace_win60 w60;
+    /* the same rings counting granted requests (1 each) rather than tokens: never read by a
+     * decision (the spacing bounds requests), kept so that `qshim status` can show them */
+    struct qs_pace_win1 q1;
+    struct qs_pace_win60 q60;
 };
 
 enum { QS_PACE_GO = 0, QS_PACE_NEVER = 1 };

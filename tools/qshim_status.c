@@ -5,9 +5,8 @@
  * the current 1 s and 60 s windows against the limit the pacer applies (the same lookup as
  * the shim: config, region table, default_limit, times headroom), the cooldown left after a
  * 429, when the next request could go, and how far ahead slots are already granted. The
- * state keeps tokens per window but not requests: requests are spaced evenly by the pacer,
- * so only their limit is shown, and the requests waiting for a slot are bounded from the
- * spacing.
+ * requests granted per window come from the state's request rings; the requests waiting
+ * for a slot are bounded from the spacing.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -38,8 +37,7 @@ const char qs_status_usage[] =
     "\n"
     "  TOK/S, TOK/MIN  tokens in the last 1 s and 60 s windows / what the pacer allows in\n"
     "                  one (the limit that applies, times headroom)\n"
-    "  REQ/S, REQ/MIN  requests / their allowance; the shared state spaces requests evenly\n"
-    "                  and keeps no count of them, so the count shows as n/a\n"
+    "  REQ/S, REQ/MIN  requests granted in the last 1 s and 60 s windows / their allowance\n"
     "  COOLDOWN        time left in which no request is sent after a 429\n"
     "  NEXT            how long a new 1-token request would wait for its slot now\n"
     "  AHEAD           slots already granted into the future, and at most how many\n"
@@ -64,6 +62,7 @@ struct row {
     char key[QS_SHM_KEY_MAX];
     char source[QS_CFG_PATH_MAX + 64];
     uint64_t tok_1s, tok_60s;                                  /* tokens in (now - window, now] */
+    uint64_t req_1s, req_60s;                                  /* requests granted in them */
     uint64_t tok_ahead;                                        /* tokens of slots granted after now */
     uint64_t lim_tok_1s, lim_tok_60s, lim_req_1s, lim_req_60s; /* 0 = not limited */
     int retired;
@@ -147,6 +146,10 @@ static void add_row(void *ctx, const char *key, const struct qs_pace_state *s)
                 v->now, &w->tok_1s, &w->tok_ahead);
     ring_tokens(s->w60.cum, QS_PACE_W60_SLOTS, s->w60.newest, s->w60.total, QS_PACE_W60_STEP_NS,
                 QS_PACE_NS_60S, v->now, &w->tok_60s, &ahead);
+    ring_tokens(s->q1.cum, QS_PACE_W1_SLOTS, s->q1.newest, s->q1.total, QS_PACE_W1_STEP_NS, QS_PACE_NS_1S, v->now,
+                &w->req_1s, &ahead);
+    ring_tokens(s->q60.cum, QS_PACE_W60_SLOTS, s->q60.newest, s->q60.total, QS_PACE_W60_STEP_NS, QS_PACE_NS_60S,
+                v->now, &w->req_60s, &ahead);
     w->cooldown_ns = s->cooldown_ns > v->now ? s->cooldown_ns - v->now : 0;
     uint64_t next = qs_pace_next_free(s, &r, v->now);
     w->next_ns = next > v->now ? next - v->now : 0;
@@ -201,8 +204,10 @@ static void print_table(const char *name, const struct view *v)
         fmt_frac(t1, sizeof t1, used, r->lim_tok_1s);
         snprintf(used, sizeof used, "%" PRIu64, r->tok_60s);
         fmt_frac(t60, sizeof t60, used, r->lim_tok_60s);
-        fmt_frac(q1, sizeof q1, "n/a", r->lim_req_1s);
-        fmt_frac(q60, sizeof q60, "n/a", r->lim_req_60s);
+        snprintf(used, sizeof used, "%" PRIu64, r->req_1s);
+        fmt_frac(q1, sizeof q1, used, r->lim_req_1s);
+        snprintf(used, sizeof used, "%" PRIu64, r->req_60s);
+        fmt_frac(q60, sizeof q60, used, r->lim_req_60s);
         fmt_ms(cd, sizeof cd, r->cooldown_ns);
         fmt_ms(nx, sizeof nx, r->next_ns);
         fmt_ms(ah, sizeof ah, r->ahead_ns);
@@ -264,8 +269,10 @@ static void print_json(const char *name, int exists, const struct view *v)
         json_lim("tokens_1s", used, r->lim_tok_1s);
         snprintf(used, sizeof used, "%" PRIu64, r->tok_60s);
         json_lim("tokens_60s", used, r->lim_tok_60s);
-        json_lim("requests_1s", "null", r->lim_req_1s);
-        json_lim("requests_60s", "null", r->lim_req_60s);
+        snprintf(used, sizeof used, "%" PRIu64, r->req_1s);
+        json_lim("requests_1s", used, r->lim_req_1s);
+        snprintf(used, sizeof used, "%" PRIu64, r->req_60s);
+        json_lim("requests_60s", used, r->lim_req_60s);
         printf(",\"tokens_ahead\":%" PRIu64 ",\"request_interval_ms\":%.3f,\"cooldown_ms\":%.3f,"
                "\"next_free_ms\":%.3f,\"ahead_ms\":%.3f,\"waiting_max\":%" PRIu64 "}",
                r->tok_ahead, (double)r->req_ns / 1e6, (double)r->cooldown_ns / 1e6, (double)r->next_ns / 1e6,
