@@ -81,15 +81,21 @@ static struct qs_shm *table(struct qs_budget *b)
     return m;
 }
 
-/* The key and rate of <model> in <region>. */
-static void rate_of(const struct qs_budget *b, const char *region, const char *model, char *key, size_t keylen,
-                    struct qs_pace_rate *r)
+#define KEY_MAX 160
+
+/* The budget key of <model> in <region>: REGION "/" MODEL. */
+static void key_of(const char *region, const char *model, char key[KEY_MAX])
+{
+    snprintf(key, KEY_MAX, "%s/%s", region, model);
+}
+
+/* The pacing rate of <model> in <region>. */
+static void rate_of(const struct qs_budget *b, const char *region, const char *model, struct qs_pace_rate *r)
 {
     struct qs_limit l;
     char source[QS_CFG_PATH_MAX + 32];
     qs_limits_lookup(b->cfg, region, model, &l, source, sizeof source);
     qs_pace_rate_init(r, l.rpm, l.tpm, l.rps, l.tps, b->cfg->headroom);
-    snprintf(key, keylen, "%s/%s", region, model);
 }
 
 int qs_budget_reserve(struct qs_budget *b, const char *region, const char *model, uint64_t tokens,
@@ -99,9 +105,10 @@ int qs_budget_reserve(struct qs_budget *b, const char *region, const char *model
     struct qs_shm *m = table(b);
     if (m == NULL)
         return QS_BUDGET_UNPACED;
-    char key[160];
+    char key[KEY_MAX];
     struct qs_pace_rate r;
-    rate_of(b, region, model, key, sizeof key, &r);
+    key_of(region, model, key);
+    rate_of(b, region, model, &r);
     if (qs_shm_reserve(m, key, &r, now_ns, tokens, wait_ns) == QS_PACE_NEVER)
         return QS_BUDGET_RETIRED;
     return QS_BUDGET_GO;
@@ -113,29 +120,28 @@ void qs_budget_settle(struct qs_budget *b, const char *region, const char *model
     struct qs_shm *m = table(b);
     if (m == NULL || delta == 0)
         return;
-    char key[160];
+    char key[KEY_MAX];
     struct qs_pace_rate r;
-    rate_of(b, region, model, key, sizeof key, &r);
+    key_of(region, model, key);
+    rate_of(b, region, model, &r);
     qs_shm_settle(m, key, &r, now_ns, slot_ns, delta);
 }
 
 void qs_budget_cooldown(struct qs_budget *b, const char *region, const char *model, uint64_t until_ns)
 {
     struct qs_shm *m = table(b);
-    if (m == NULL)
-        return;
-    char key[160];
-    snprintf(key, sizeof key, "%s/%s", region, model);
-    qs_shm_cooldown(m, key, until_ns);
+    char key[KEY_MAX];
+    key_of(region, model, key);
+    if (m != NULL)
+        qs_shm_cooldown(m, key, until_ns);
 }
 
 void qs_budget_feedback(struct qs_budget *b, const char *region, const char *model, int throttled,
                         uint64_t slot_ns)
 {
     struct qs_shm *m = table(b);
-    if (m == NULL)
-        return;
-    char key[160];
-    snprintf(key, sizeof key, "%s/%s", region, model);
-    qs_shm_feedback(m, key, throttled, slot_ns);
+    char key[KEY_MAX];
+    key_of(region, model, key);
+    if (m != NULL)
+        qs_shm_feedback(m, key, throttled, slot_ns);
 }
