@@ -298,7 +298,7 @@ static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct ex
 
 /* Tells the budget about the throttle of <throttled> (the request before a fallback rewrote
  * its model): the model's requests are spaced wider in every process sharing its budget
- * (qs_pace_feedback), and when the server said how long to wait (Retry-After) the model goes
+ * (qs_pace_throttled), and when the server said how long to wait (Retry-After) the model goes
  * into cooldown for that long. A backoff drawn at random by one request says nothing about
  * the server's window, so it is that request's wait alone: sharing it stalled every sender of
  * the model (half the goodput when the real limit was half the configured one). */
@@ -310,7 +310,7 @@ static void tell_budget(struct qs_conn *c, const struct qs_conn_env *env, const 
     char region[32];
     qs_conn_region(env, c, region, sizeof region);
     if (throttled->paced)
-        qs_budget_feedback(env->budget, region, throttled->model, 1, throttled->slot_ns);
+        qs_budget_throttled(env->budget, region, throttled->model, throttled->slot_ns);
     if (c->retry_after_ms > 0)
         qs_budget_cooldown(env->budget, region, throttled->model, qs_now_ns() + delay_ms * 1000000u);
 }

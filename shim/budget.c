@@ -136,12 +136,14 @@ void qs_budget_cooldown(struct qs_budget *b, const char *region, const char *mod
         qs_shm_cooldown(m, key, until_ns);
 }
 
-void qs_budget_feedback(struct qs_budget *b, const char *region, const char *model, int throttled,
-                        uint64_t slot_ns)
+void qs_budget_throttled(struct qs_budget *b, const char *region, const char *model, uint64_t slot_ns)
 {
     struct qs_shm *m = table(b);
+    if (m == NULL)
+        return;
     char key[KEY_MAX];
+    struct qs_pace_rate r;
     key_of(region, model, key);
-    if (m != NULL)
-        qs_shm_feedback(m, key, throttled, slot_ns);
+    rate_of(b, region, model, &r);
+    qs_shm_throttled(m, key, &r, slot_ns);
 }

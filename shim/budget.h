@@ -56,9 +56,7 @@ void qs_budget_settle(struct qs_budget *b, const char *region, const char *model
 /* A throttle was seen: no slot for <model> before <until_ns>, in every process sharing it. */
 void qs_budget_cooldown(struct qs_budget *b, const char *region, const char *model, uint64_t until_ns);
 
-/* The server throttled (1) or answered (0) the paced request of <model> granted <slot_ns>
- * (qs_pace_feedback). */
-void qs_budget_feedback(struct qs_budget *b, const char *region, const char *model, int throttled,
-                        uint64_t slot_ns);
+/* The server throttled the paced request of <model> granted <slot_ns> (qs_pace_throttled). */
+void qs_budget_throttled(struct qs_budget *b, const char *region, const char *model, uint64_t slot_ns);
 
 #endif

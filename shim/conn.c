@@ -115,8 +115,6 @@ void qs_conn_finish(struct qs_conn *c, const struct qs_conn_env *env, struct exc
         char region[32];
         qs_conn_region(env, c, region, sizeof region);
         qs_budget_settle(env->budget, region, x->model, qs_now_ns(), x->slot_ns, tokens_used(x) - x->est_tokens);
-        if (x->status >= 200 && x->status <= 299 && env->pace_wait)
-            qs_budget_feedback(env->budget, region, x->model, 0, x->slot_ns);
         x->paced = 0;
     }
     if (x->passthrough)

@@ -228,7 +228,7 @@ static uint64_t begin(struct qs_pace_state *s, uint64_t now)
     return t0;
 }
 
-/* The request spacing now: the configured one, widened after throttles (qs_pace_feedback). */
+/* The request spacing now: the configured one, widened after throttles (qs_pace_throttled). */
 static uint64_t spacing(const struct qs_pace_state *s, const struct qs_pace_rate *r)
 {
     if (s->slow <= QS_PACE_SLOW_ONE)
@@ -300,6 +300,8 @@ int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
     q = (struct win){&s->q60.total, &s->q60.newest, s->q60.cum, QS_PACE_W60_SLOTS, QS_PACE_W60_STEP_NS,
                      QS_PACE_W60_SPAN_NS};
     win_add(&q, t, 1);
+    s->recent[s->nrecent % QS_PACE_RECENT] = t;
+    s->nrecent++;
     *wait_ns = t - now_ns;
     return QS_PACE_GO;
 }
@@ -332,18 +334,40 @@ void qs_pace_cooldown(struct qs_pace_state *s, uint64_t until_ns)
         s->cooldown_ns = until_ns;
 }
 
-void qs_pace_feedback(struct qs_pace_state *s, int throttled, uint64_t slot_ns)
+/* How many slots were granted in [t - span, t), or -1 if the ring no longer reaches back to
+ * t - span. The ring holds slots in the order granted, which is time order. */
+static int64_t recent_in(const struct qs_pace_state *s, uint64_t t, uint64_t span)
 {
-    uint64_t slow = s->slow < QS_PACE_SLOW_ONE ? QS_PACE_SLOW_ONE : s->slow;
-    if (throttled) {
-        if (slot_ns <= s->slowed_slot)
-            return;
-        slow = min_u64(slow + slow / 2, (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
-        s->slowed_slot = s->last_slot;
-    } else {
-        slow -= (slow - QS_PACE_SLOW_ONE + 31) / 32;
+    uint64_t n = s->nrecent < QS_PACE_RECENT ? s->nrecent : QS_PACE_RECENT, k = 0, i;
+    for (i = 0; i < n; i++) {
+        uint64_t slot = s->recent[(s->nrecent - 1 - i) % QS_PACE_RECENT];
+        if (slot + span < t) /* before t - span (no underflow) */
+            return (int64_t)k;
+        if (slot < t)
+            k++;
     }
-    s->slow = slow;
+    return n == s->nrecent ? (int64_t)k : -1; /* the ring holds every slot: nothing older */
+}
+
+void qs_pace_throttled(struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t slot_ns)
+{
+    if (r->retired || r->req_ns == 0 || slot_ns <= s->slowed_slot)
+        return;
+    uint64_t now = spacing(s, r), want = now + now / 8;
+    int64_t k = recent_in(s, slot_ns, QS_PACE_W1_SPAN_NS);
+    if (k > 0) {
+        want = max_u64(want, (QS_PACE_W1_SPAN_NS + (uint64_t)k - 1) / (uint64_t)k);
+        /* the slots already granted are closer together: the next one must also leave the
+         * k-th latest out of its window, or it lands in a window that is already full */
+        if ((uint64_t)k <= s->nrecent)
+            s->req_tat = max_u64(s->req_tat, s->recent[(s->nrecent - (uint64_t)k) % QS_PACE_RECENT] + QS_PACE_W1_SPAN_NS);
+    } else {
+        want = now + now / 2;
+    }
+    uint64_t slow = min_u64(mul_div_ceil(want, QS_PACE_SLOW_ONE, r->req_ns),
+                            (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
+    s->slow = max_u64(slow, s->slow);
+    s->slowed_slot = s->last_slot;
 }
 
 uint64_t qs_pace_next_free(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns)

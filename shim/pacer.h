@@ -39,6 +39,7 @@
 #define QS_PACE_HORIZON_NS (2 * QS_PACE_NS_60S)
 #define QS_PACE_SLOW_ONE 1024u  /* slow == this: the configured spacing */
 #define QS_PACE_SLOW_MAX 16u    /* at most 16 times the configured spacing */
+#define QS_PACE_RECENT 256      /* the latest slots remembered, to read a throttle's window */
 
 /* Token costs above this are counted as this (sums stay far from overflow). */
 #define QS_PACE_MAX_TOKENS (1ull << 40)
@@ -84,8 +85,10 @@ struct qs_pace_state {
     uint64_t req_tat;     /* request GCRA: earliest slot for the next request */
     uint64_t tok_tat;     /* token GCRA: end of the time the granted tokens occupy */
     uint64_t cooldown_ns; /* no slot before this: a 429 was seen */
-    uint64_t slow;        /* request spacing x slow / QS_PACE_SLOW_ONE (0 = one): see qs_pace_feedback */
+    uint64_t slow;        /* request spacing x slow / QS_PACE_SLOW_ONE (0 = one): see qs_pace_throttled */
     uint64_t slowed_slot; /* last_slot when it was last widened */
+    uint64_t nrecent;     /* slots granted so far; the latest QS_PACE_RECENT are in recent[] */
+    uint64_t recent[QS_PACE_RECENT]; /* recent[i % QS_PACE_RECENT] = the i-th slot granted */
     struct qs_pace_win1 w1;
     struct qs_pace_win60 w60;
     /* the same rings counting granted requests (1 each) rather than tokens: never read by a
@@ -121,16 +124,22 @@ void qs_pace_settle(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
 /* A 429 was seen: no slot before <until_ns>. */
 void qs_pace_cooldown(struct qs_pace_state *s, uint64_t until_ns);
 
-/* What the server said of a paced request granted <slot_ns>: throttled (1) or answered (0).
- * The configured limit can be above the real one (another client of the account, a table
- * out of date); a throttle then widens the request spacing by half (at most
- * QS_PACE_SLOW_MAX times), unless its slot was granted before the last widening (the
- * requests already queued when the limit was crossed are throttled together, and count
- * once), and each answer narrows it back by 1/32 of the widening, down to the configured
- * spacing (AIMD, as TCP finds a path's rate): the pacer settles just under the real limit
- * instead of sending at the believed one and having every second request throttled. A
- * widening is forgotten a minute after the slot it was made at. */
-void qs_pace_feedback(struct qs_pace_state *s, int throttled, uint64_t slot_ns);
+/* The server throttled the paced request granted <slot_ns>. The configured limit can be
+ * above the real one (another client of the account, a table out of date), so the request
+ * spacing widens, in every process sharing the state, to what the throttle shows: the
+ * server's 1 s window at that slot was full, and it held the k slots granted in the second
+ * (plus the guard) before it, so k evenly spaced requests per window are what fits; the
+ * spacing becomes span / k, and at least 1/8 wider than it was (the window may have held
+ * other clients' requests too), or half as wide again when the window held none of ours or
+ * is no longer remembered. A throttle of a slot granted before the last widening is the same
+ * crossing (the requests already queued are throttled together) and counts once. At most
+ * QS_PACE_SLOW_MAX times the configured spacing. The widening is held, not narrowed request
+ * by request: a 1 s window is a cliff (at a spacing 2 % too narrow every third request of a
+ * 2-per-second limit is throttled), so probing back down costs more than it gains. It is
+ * forgotten a minute after the slot it was made at (the limit is counted per minute; a
+ * process starting later must not inherit it), and the next throttle, if any, measures the
+ * window again. No-op for a rate without request spacing. */
+void qs_pace_throttled(struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t slot_ns);
 
 /* The slot a 1-token request would get at <now_ns>, without reserving it (for retry backoff);
  * <now_ns> for a retired model. */

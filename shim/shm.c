@@ -342,7 +342,7 @@ static void do_settle(struct qs_pace_state *s, struct call *c)
 }
 
 static void do_cooldown(struct qs_pace_state *s, struct call *c) { qs_pace_cooldown(s, c->until); }
-static void do_feedback(struct qs_pace_state *s, struct call *c) { qs_pace_feedback(s, c->rc, c->slot); }
+static void do_throttled(struct qs_pace_state *s, struct call *c) { qs_pace_throttled(s, c->r, c->slot); }
 
 static void do_next_free(struct qs_pace_state *s, struct call *c)
 {
@@ -423,10 +423,10 @@ void qs_shm_cooldown(struct qs_shm *m, const char *key, uint64_t until_ns)
     run(m, key, 1, do_cooldown, &c);
 }
 
-void qs_shm_feedback(struct qs_shm *m, const char *key, int throttled, uint64_t slot_ns)
+void qs_shm_throttled(struct qs_shm *m, const char *key, const struct qs_pace_rate *r, uint64_t slot_ns)
 {
-    struct call c = {.rc = throttled, .slot = slot_ns};
-    run(m, key, 0, do_feedback, &c);
+    struct call c = {.r = r, .slot = slot_ns};
+    run(m, key, 0, do_throttled, &c);
 }
 
 uint64_t qs_shm_next_free(struct qs_shm *m, const char *key, const struct qs_pace_rate *r, uint64_t now_ns)

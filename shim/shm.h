@@ -40,7 +40,7 @@ int qs_shm_reserve(struct qs_shm *m, const char *key, const struct qs_pace_rate 
 void qs_shm_settle(struct qs_shm *m, const char *key, const struct qs_pace_rate *r, uint64_t now_ns,
                    uint64_t slot_ns, int64_t token_delta);
 void qs_shm_cooldown(struct qs_shm *m, const char *key, uint64_t until_ns);
-void qs_shm_feedback(struct qs_shm *m, const char *key, int throttled, uint64_t slot_ns);
+void qs_shm_throttled(struct qs_shm *m, const char *key, const struct qs_pace_rate *r, uint64_t slot_ns);
 uint64_t qs_shm_next_free(struct qs_shm *m, const char *key, const struct qs_pace_rate *r, uint64_t now_ns);
 
 /* Unmaps <m> (NULL is fine). Its state stays in the object for the other processes. */

@@ -18,7 +18,7 @@
 #include "pacer.h"
 
 #define QS_SHM_MAGIC 0x31766d6873717351ull /* "Qsqshmv1" little-endian */
-#define QS_SHM_VERSION 4
+#define QS_SHM_VERSION 5
 #define QS_SHM_BUCKETS 256
 #define QS_SHM_KEY_MAX 96 /* bytes with the NUL: keys up to 95 characters */
 

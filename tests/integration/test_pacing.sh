@@ -11,11 +11,15 @@ RPM=120
 start_mock --latency-ms 20 \
     --limit "pace-requests=$RPM/1000000" --limit "pace-httpx=$RPM/1000000" --limit "pace-curl=$RPM/1000000" \
     --limit "pace-procs=$RPM/1000000" --limit "pace-tpm=600/60000" \
-    --limit "pace-async=$RPM/1000000" --limit "pace-aiohttp=$RPM/1000000" --limit "pace-observe=60/1000000"
+    --limit "pace-async=$RPM/1000000" --limit "pace-aiohttp=$RPM/1000000" --limit "pace-observe=60/1000000" \
+    --limit "pace-learn=$RPM/1000000"
+# pace-learn: configured at twice the mock's limit (a table out of date), so the pacer must
+# learn the real one from the 429s it hides
 cat >>"$QSHIM_CONFIG" <<EOF
 headroom = 1.0;
 limits = ( { model = "pace-tpm"; rpm = 600; tpm = 60000; },
            { model = "pace-observe"; rpm = 60; tpm = 1000000; },
+           { model = "pace-learn"; rpm = $((2 * RPM)); tpm = 1000000; },
            { model = "pace-*"; rpm = $RPM; tpm = 1000000; } );
 EOF
 BASE=https://localhost:$MOCK_PORT
@@ -50,6 +54,8 @@ P="$P $!"
 with_shim $PY "$L" httpx-async "$BASE" 8 20 pace-async >"$O/async" 2>&1 &
 P="$P $!"
 with_shim $PY "$L" aiohttp "$BASE" 8 20 pace-aiohttp >"$O/aiohttp" 2>&1 &
+P="$P $!"
+with_shim $PY "$L" requests "$BASE" 4 40 pace-learn >"$O/learn" 2>&1 &
 P="$P $!"
 wait $P   # not a bare wait: the mock runs in the background too
 T1=$(date +%s)
@@ -104,6 +110,16 @@ check "httpx AsyncClient, 8 tasks: every answer 200" program_saw "$O/async" 20
 echo "httpx AsyncClient: $($PY -c "import json; m=json.load(open('$STATS'))['models']['pace-async']; print(m['throttled'], 'hidden 429s at the mock, max', m['max_req_1s'], 'requests in 1 s')")"
 check "aiohttp, 8 tasks: every answer 200" program_saw "$O/aiohttp" 20
 check "aiohttp: the mock saw no 429" mock_saw pace-aiohttp 20 2 120
+# The limit configured twice too high: the first hidden 429 shows the real window (2 per
+# second), and only the requests already queued at the believed rate (about one per thread)
+# are throttled with it; spacing by half again per throttle would take several rounds, and
+# not learning at all throttles every second request (~40).
+check "configured limit twice the real one: every answer 200" program_saw "$O/learn" 40
+check "... the pacer learns it: at most 8 hidden 429s for 40 requests" $PY -c "
+import json
+m = json.load(open('$STATS'))['models']['pace-learn']
+print({k: m[k] for k in ('ok', 'throttled', 'max_req_1s')})
+assert m['ok'] == 40 and m['throttled'] <= 8, m"
 
 # Close to the limit, not just under it: 120 requests at 2/s need 59.5 s at best; a
 # pacer that wastes a third of the budget would need 90 s. (A bound for gross waste,

@@ -9,7 +9,7 @@ cat >"$QSHIM_CONFIG" <<'CONF'
 hosts = [ "localhost", "dashscope.aliyuncs.com" ];
 retry = { max_attempts = 40; base_ms = 100; max_ms = 1000; max_total_ms = 60000; };
 # far above the mock's 10/s, so that the pacer (even slowed 16 times by the throttles it
-# learns from, qs_pace_feedback) lets every burst through and the server must throttle it
+# learns from, qs_pace_throttled) lets every burst through and the server must throttle it
 limits = ( { model = "qwen-*"; rpm = 1e6; tpm = 1e10; } );
 CONF
 start_mock                                   # unlimited: the reference answers

@@ -632,10 +632,11 @@ static void test_cooldown(void **state)
     free(s);
 }
 
-/* Assumption (pacer.h qs_pace_feedback): each throttle widens the spacing by half, up to
- * QS_PACE_SLOW_MAX times; each answer takes back 1/64 of the widening (at least one unit),
- * so the configured spacing returns after enough answers, and never goes below it. */
-static void test_feedback(void **state)
+/* Assumption (pacer.h qs_pace_throttled): a throttle widens the spacing to what the server's
+ * 1 s window showed (k slots in the span before the throttled one: span / k), at least by
+ * 1/8, by half when the window held none of ours or is no longer remembered; once per
+ * crossing; held (no narrowing) until a minute after the slot it was made at. */
+static void test_throttled(void **state)
 {
     (void)state;
     struct qs_pace_rate r;
@@ -651,43 +652,103 @@ static void test_feedback(void **state)
         qs_pace_reserve(s, &r, t, 0, &w2);                                                                     \
         w2 - w1;                                                                                               \
     })
+/* the spacing <want> rounded as the pacer keeps it: a multiple of 1/1024 of the configured one */
+#define KEPT(want) ceil_div(r.req_ns * ceil_div((want) * QS_PACE_SLOW_ONE, r.req_ns), QS_PACE_SLOW_ONE)
     assert_int_equal(NEXT_GAP(), gap);
-    uint64_t queued = s->last_slot; /* a slot granted before the throttle below */
-    qs_pace_feedback(s, 1, s->last_slot);
-    assert_int_equal(NEXT_GAP(), ceil_div(gap * 1536, 1024));
+    uint64_t w;
+    qs_pace_reserve(s, &r, t, 0, &w);
+    qs_pace_reserve(s, &r, t, 0, &w);
+    /* four slots back to back, gap apart; the server throttled the fourth: the three before
+     * it filled its window, so three per window is what fits */
+    uint64_t queued = s->last_slot - gap; /* granted before the throttle below */
+    qs_pace_throttled(s, &r, s->last_slot);
+    assert_int_equal(NEXT_GAP(), KEPT(ceil_div(W1, 3)));
+    assert_true(KEPT(ceil_div(W1, 3)) - ceil_div(W1, 3) < r.req_ns / QS_PACE_SLOW_ONE + 1);
     /* a throttle of a slot granted before that widening is the same crossing: no change */
-    qs_pace_feedback(s, 1, queued);
-    assert_int_equal(s->slow, 1536);
-    qs_pace_feedback(s, 1, s->last_slot);
-    assert_int_equal(NEXT_GAP(), ceil_div(gap * 2304, 1024));
-    for (uint64_t i = 2; i < 40; i++) {
-        uint64_t w;
+    uint64_t slow = s->slow;
+    qs_pace_throttled(s, &r, queued);
+    assert_int_equal(s->slow, slow);
+    /* held: a hundred more slots within the minute keep that spacing */
+    for (int i = 0; i < 100; i++)
         qs_pace_reserve(s, &r, t, 0, &w);
-        qs_pace_feedback(s, 1, t + w);
+    assert_int_equal(NEXT_GAP(), KEPT(ceil_div(W1, 3)));
+    /* a throttle at the widened spacing: the window held the two slots before it (another
+     * client shares it, or the limit is lower still), so two per window */
+    qs_pace_throttled(s, &r, s->last_slot);
+    assert_int_equal(NEXT_GAP(), KEPT(ceil_div(W1, 2)));
+    uint64_t now = KEPT(ceil_div(W1, 2));
+    /* a lone request throttled (nothing of ours in its window): half as wide again */
+    t = s->last_slot + 5 * S;
+    qs_pace_reserve(s, &r, t, 0, &w);
+    assert_int_equal(w, 0);
+    qs_pace_throttled(s, &r, t);
+    assert_int_equal(NEXT_GAP(), KEPT(now + now / 2));
+    /* at most QS_PACE_SLOW_MAX times */
+    for (int i = 0; i < 40; i++) {
+        qs_pace_reserve(s, &r, t, 0, &w);
+        qs_pace_throttled(s, &r, t + w);
     }
     assert_int_equal(s->slow, QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
     assert_int_equal(NEXT_GAP(), QS_PACE_SLOW_MAX * gap);
-    uint64_t last = s->slow;
-    int n = 0;
-    while (s->slow > QS_PACE_SLOW_ONE && n < 100000) {
-        qs_pace_feedback(s, 0, 0);
-        assert_true(s->slow < last);
-        last = s->slow;
-        n++;
-    }
-    assert_true(n > 16 && n < 500); /* dozens of answers from 16 x back to 1 x, not one */
-    qs_pace_feedback(s, 0, 0);
-    assert_int_equal(s->slow, QS_PACE_SLOW_ONE);
-    assert_int_equal(NEXT_GAP(), gap);
-    /* a widening is forgotten a minute after its slot, without any answer */
-    qs_pace_feedback(s, 1, s->last_slot);
-    assert_int_equal(NEXT_GAP(), ceil_div(gap * 1536, 1024));
+    /* forgotten a minute after its slot */
     t = s->slowed_slot + MIN; /* not yet: exactly a minute */
-    assert_int_equal(NEXT_GAP(), ceil_div(gap * 1536, 1024));
+    assert_int_equal(NEXT_GAP(), QS_PACE_SLOW_MAX * gap);
     t = s->last_slot + MIN + 1;
     assert_int_equal(NEXT_GAP(), gap);
 #undef NEXT_GAP
+#undef KEPT
     free(s);
+}
+
+/* Assumption: a throttle whose window is older than the slots remembered (more than
+ * QS_PACE_RECENT in a second) cannot be read: half as wide again. A rate without request
+ * spacing (tokens only) is not widened. */
+static void test_throttled_unread(void **state)
+{
+    (void)state;
+    struct qs_pace_rate r;
+    qs_pace_rate_init(&r, 60000, 0, 0, 0, 1.0); /* 1,000 a second */
+    struct qs_pace_state *s = new_state();
+    uint64_t t = 10 * S, w;
+    for (int i = 0; i < QS_PACE_RECENT + 10; i++)
+        qs_pace_reserve(s, &r, t, 0, &w);
+    qs_pace_throttled(s, &r, s->last_slot);
+    assert_int_equal(s->slow, QS_PACE_SLOW_ONE * 3 / 2);
+    /* with the whole history remembered the window is read: ten per second fit, a hundred
+     * times the configured spacing, held to the cap */
+    struct qs_pace_state *u = new_state();
+    for (int i = 0; i < 11; i++)
+        qs_pace_reserve(u, &r, t, 0, &w);
+    qs_pace_throttled(u, &r, u->last_slot);
+    assert_int_equal(u->slow, QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
+    /* at the configured spacing a full window shows the configured limit: at least 1/8 wider */
+    struct qs_pace_rate ten;
+    qs_pace_rate_init(&ten, 600, 0, 0, 0, 1.0);
+    struct qs_pace_state *e = new_state();
+    for (int i = 0; i < 12; i++)
+        qs_pace_reserve(e, &ten, t, 0, &w);
+    qs_pace_throttled(e, &ten, e->last_slot);
+    assert_int_equal(e->slow, QS_PACE_SLOW_ONE + QS_PACE_SLOW_ONE / 8);
+    free(e);
+    /* slots granted closer together than the new spacing: the next slot leaves the k-th
+     * latest out of its window (k = 2 here: 2 per window) */
+    struct qs_pace_state *q = new_state();
+    for (int i = 0; i < 4; i++)
+        qs_pace_reserve(q, &ten, t, 0, &w);
+    uint64_t third = q->last_slot - ten.req_ns;
+    qs_pace_throttled(q, &ten, third); /* two slots before it in its window */
+    qs_pace_reserve(q, &ten, t, 0, &w);
+    assert_int_equal(t + w, third + W1); /* the second latest: the third */
+    free(q);
+    struct qs_pace_rate tok;
+    qs_pace_rate_init(&tok, 0, 60000, 0, 0, 1.0);
+    struct qs_pace_state *v = new_state();
+    qs_pace_reserve(v, &tok, t, 10, &w);
+    qs_pace_throttled(v, &tok, t);
+    assert_int_equal(v->slow, 0);
+    free(s);
+    free(u);
+    free(v);
 }
 
 /* Assumption: a 'now' older than the last decision (a stale read, another process decided
@@ -952,7 +1013,8 @@ int main(void)
         cmocka_unit_test(test_window_boundaries),
         cmocka_unit_test(test_settle),
         cmocka_unit_test(test_cooldown),
-        cmocka_unit_test(test_feedback),
+        cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_throttled_unread),
         cmocka_unit_test(test_clock_backwards),
         cmocka_unit_test(test_retired),
         cmocka_unit_test(test_huge_requests),
