@@ -229,6 +229,10 @@ static uint64_t begin(struct qs_pace_state *s, uint64_t now)
 }
 
 /* The request spacing now: the configured one, widened after throttles (qs_pace_throttled). */
+/* A widening is forgotten a minute after the slot it was made at: the server's windows have
+ * turned over since, and a process starting later must not inherit a slowdown learnt long ago. */
+static uint64_t widened_until(const struct qs_pace_state *s) { return add_sat(s->slowed_slot, QS_PACE_NS_60S); }
+
 static uint64_t spacing(const struct qs_pace_state *s, const struct qs_pace_rate *r)
 {
     if (s->slow <= QS_PACE_SLOW_ONE)
@@ -273,9 +277,7 @@ int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
         return QS_PACE_NEVER;
     tokens = min_u64(tokens, QS_PACE_MAX_TOKENS);
     uint64_t t0 = begin(s, now_ns);
-    /* a widening older than a minute is forgotten: the server's windows have turned over since,
-     * and a process starting later must not inherit a slowdown learnt long ago */
-    if (s->slow > QS_PACE_SLOW_ONE && t0 > add_sat(s->slowed_slot, QS_PACE_NS_60S))
+    if (s->slow > QS_PACE_SLOW_ONE && t0 > widened_until(s))
         s->slow = QS_PACE_SLOW_ONE;
     uint64_t t = earliest(s, r, t0, tokens);
     /* The slot is taken before the tokens are recorded: a process killed in between never
@@ -368,6 +370,16 @@ void qs_pace_throttled(struct qs_pace_state *s, const struct qs_pace_rate *r, ui
                             (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
     s->slow = max_u64(slow, s->slow);
     s->slowed_slot = s->last_slot;
+}
+
+uint64_t qs_pace_spacing(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns,
+                         uint64_t *until_ns)
+{
+    *until_ns = 0;
+    if (r->retired || s->slow <= QS_PACE_SLOW_ONE || now_ns > widened_until(s))
+        return r->retired ? 0 : r->req_ns;
+    *until_ns = widened_until(s);
+    return spacing(s, r);
 }
 
 uint64_t qs_pace_next_free(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns)

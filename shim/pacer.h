@@ -141,6 +141,12 @@ void qs_pace_cooldown(struct qs_pace_state *s, uint64_t until_ns);
  * window again. No-op for a rate without request spacing. */
 void qs_pace_throttled(struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t slot_ns);
 
+/* The request spacing a reservation at <now_ns> would use (0 for a retired model): the
+ * configured one, or as widened by throttles; *<until_ns> = when that widening is forgotten,
+ * 0 if there is none (for `qshim status`). */
+uint64_t qs_pace_spacing(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns,
+                         uint64_t *until_ns);
+
 /* The slot a 1-token request would get at <now_ns>, without reserving it (for retry backoff);
  * <now_ns> for a retired model. */
 uint64_t qs_pace_next_free(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns);

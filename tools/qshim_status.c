@@ -4,7 +4,8 @@
  * key's pacer state (pacer.h) under its lock, and shows per key (region/model) the tokens in
  * the current 1 s and 60 s windows against the limit the pacer applies (the same lookup as
  * the shim: config, region table, default_limit, times headroom), the cooldown left after a
- * 429, when the next request could go, and how far ahead slots are already granted. The
+ * 429, when the next request could go, the request spacing (widened after a hidden 429), and
+ * how far ahead slots are already granted. The
  * requests granted per window come from the state's request rings; the requests waiting
  * for a slot are bounded from the spacing.
  * SPDX-License-Identifier: MIT
@@ -40,6 +41,9 @@ const char qs_status_usage[] =
     "  REQ/S, REQ/MIN  requests granted in the last 1 s and 60 s windows / their allowance\n"
     "  COOLDOWN        time left in which no request is sent after a 429\n"
     "  NEXT            how long a new 1-token request would wait for its slot now\n"
+    "  SPACING         the interval between requests the pacer keeps; after a hidden 429\n"
+    "                  it is widened to what the server's window showed (xFACTOR over the\n"
+    "                  configured one) for the time shown, then forgotten\n"
     "  AHEAD           slots already granted into the future, and at most how many\n"
     "                  requests are waiting for them\n"
     "\n"
@@ -67,6 +71,7 @@ struct row {
     uint64_t lim_tok_1s, lim_tok_60s, lim_req_1s, lim_req_60s; /* 0 = not limited */
     int retired;
     uint64_t cooldown_ns, next_ns, ahead_ns, req_ns;
+    uint64_t spacing_ns, widened_ns; /* spacing now; how long its widening still holds (0: none) */
     uint64_t waiting_max; /* requests with a slot after now, at most */
 };
 
@@ -154,6 +159,9 @@ static void add_row(void *ctx, const char *key, const struct qs_pace_state *s)
     uint64_t next = qs_pace_next_free(s, &r, v->now);
     w->next_ns = next > v->now ? next - v->now : 0;
     w->ahead_ns = s->last_slot > v->now ? s->last_slot - v->now : 0;
+    uint64_t until;
+    w->spacing_ns = qs_pace_spacing(s, &r, v->now, &until);
+    w->widened_ns = until > v->now ? until - v->now : 0;
     /* Granted slots are at least req_ns apart (each grant moves the request TAT one
      * interval past its slot), so (now, last_slot] holds at most ahead / req_ns + 1. */
     if (w->ahead_ns > 0)
@@ -195,11 +203,12 @@ static void print_table(const char *name, const struct view *v)
         printf("no keys yet: no request has been paced through it\n");
         return;
     }
-    printf("%-*s %15s %17s %10s %12s %9s %9s  %s\n", (int)wk, "KEY", "TOK/S", "TOK/MIN", "REQ/S", "REQ/MIN",
-           "COOLDOWN", "NEXT", "AHEAD");
+    printf("%-*s %15s %17s %10s %12s %9s %9s %-22s %s\n", (int)wk, "KEY", "TOK/S", "TOK/MIN", "REQ/S", "REQ/MIN",
+           "COOLDOWN", "NEXT", "SPACING", "AHEAD");
     for (int i = 0; i < v->n; i++) {
         const struct row *r = &v->rows[i];
-        char used[32], t1[64], t60[64], q1[64], q60[64], cd[24], nx[24], ah[24], ahead[64];
+        char used[32], t1[64], t60[64], q1[64], q60[64], cd[24], nx[24], ah[24], ahead[64], sp[24], wl[24],
+            spacing[64];
         snprintf(used, sizeof used, "%" PRIu64, r->tok_1s);
         fmt_frac(t1, sizeof t1, used, r->lim_tok_1s);
         snprintf(used, sizeof used, "%" PRIu64, r->tok_60s);
@@ -211,6 +220,12 @@ static void print_table(const char *name, const struct view *v)
         fmt_ms(cd, sizeof cd, r->cooldown_ns);
         fmt_ms(nx, sizeof nx, r->next_ns);
         fmt_ms(ah, sizeof ah, r->ahead_ns);
+        fmt_ms(sp, sizeof sp, r->spacing_ns);
+        fmt_ms(wl, sizeof wl, r->widened_ns);
+        if (r->widened_ns > 0 && r->req_ns > 0)
+            snprintf(spacing, sizeof spacing, "%s x%.2f, %s", sp, (double)r->spacing_ns / (double)r->req_ns, wl);
+        else
+            snprintf(spacing, sizeof spacing, "%s", sp);
         if (r->ahead_ns > 0)
             snprintf(ahead, sizeof ahead, "%s, <=%" PRIu64 " waiting", ah, r->waiting_max);
         else
@@ -218,8 +233,8 @@ static void print_table(const char *name, const struct view *v)
         if (r->retired)
             printf("%-*s retired model (limits 0/0): never paced; %s\n", (int)wk, r->key, r->source);
         else
-            printf("%-*s %15s %17s %10s %12s %9s %9s  %s\n", (int)wk, r->key, t1, t60, q1, q60, cd, nx,
-                   ahead);
+            printf("%-*s %15s %17s %10s %12s %9s %9s %-22s %s\n", (int)wk, r->key, t1, t60, q1, q60, cd, nx,
+                   spacing, ahead);
     }
 }
 
@@ -273,10 +288,11 @@ static void print_json(const char *name, int exists, const struct view *v)
         json_lim("requests_1s", used, r->lim_req_1s);
         snprintf(used, sizeof used, "%" PRIu64, r->req_60s);
         json_lim("requests_60s", used, r->lim_req_60s);
-        printf(",\"tokens_ahead\":%" PRIu64 ",\"request_interval_ms\":%.3f,\"cooldown_ms\":%.3f,"
-               "\"next_free_ms\":%.3f,\"ahead_ms\":%.3f,\"waiting_max\":%" PRIu64 "}",
-               r->tok_ahead, (double)r->req_ns / 1e6, (double)r->cooldown_ns / 1e6, (double)r->next_ns / 1e6,
-               (double)r->ahead_ns / 1e6, r->waiting_max);
+        printf(",\"tokens_ahead\":%" PRIu64 ",\"request_interval_ms\":%.3f,\"configured_interval_ms\":%.3f,"
+               "\"widened_for_ms\":%.3f,\"cooldown_ms\":%.3f,\"next_free_ms\":%.3f,\"ahead_ms\":%.3f,"
+               "\"waiting_max\":%" PRIu64 "}",
+               r->tok_ahead, (double)r->spacing_ns / 1e6, (double)r->req_ns / 1e6, (double)r->widened_ns / 1e6,
+               (double)r->cooldown_ns / 1e6, (double)r->next_ns / 1e6, (double)r->ahead_ns / 1e6, r->waiting_max);
     }
     printf("]}\n");
 }

@@ -93,7 +93,12 @@ done
 wait $cpid
 check "a 429 under the shim shows as a cooldown of the key in status" test "$seen" = yes
 check "and the request then went through (200)" test "$(cat "$WORK/cool.code")" = 200
+# the hidden 429 also widened the model's spacing: nothing else of ours was in its window, so
+# by half, held for a minute from its slot
+widened=$(field "$WORK/cool.json" "abs(k['request_interval_ms'] / k['configured_interval_ms'] - 1.5) < 0.01 and 50000 < k['widened_for_ms'] <= 60100")
+check "and widened the spacing x1.5 for about a minute" test "$widened" = True
 "$QSHIM" status >"$WORK/cool.txt"
+check "the table shows the widened spacing and its factor" grep -q "^$KEY .* x1\.50, [0-9.]* s" "$WORK/cool.txt"
 check "status without --shm reads \$QSHIM_SHM, the table the shim used" grep -q "^# pacing table $QSHIM_SHM:" "$WORK/cool.txt"
 check "without \$QSHIM_SHM the name is the shim's per-user default" \
     sh -c "env -u QSHIM_SHM '$QSHIM' status --json | grep -qE '\"shm\":\"/qshim-$(id -u)-v[0-9]+\"'"

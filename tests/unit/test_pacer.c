@@ -664,6 +664,9 @@ static void test_throttled(void **state)
     qs_pace_throttled(s, &r, s->last_slot);
     assert_int_equal(NEXT_GAP(), KEPT(ceil_div(W1, 3)));
     assert_true(KEPT(ceil_div(W1, 3)) - ceil_div(W1, 3) < r.req_ns / QS_PACE_SLOW_ONE + 1);
+    uint64_t until;
+    assert_int_equal(qs_pace_spacing(s, &r, t, &until), KEPT(ceil_div(W1, 3))); /* what status shows */
+    assert_int_equal(until, s->slowed_slot + MIN);
     /* a throttle of a slot granted before that widening is the same crossing: no change */
     uint64_t slow = s->slow;
     qs_pace_throttled(s, &r, queued);
@@ -694,6 +697,8 @@ static void test_throttled(void **state)
     t = s->slowed_slot + MIN; /* not yet: exactly a minute */
     assert_int_equal(NEXT_GAP(), QS_PACE_SLOW_MAX * gap);
     t = s->last_slot + MIN + 1;
+    assert_int_equal(qs_pace_spacing(s, &r, t, &until), gap);
+    assert_int_equal(until, 0);
     assert_int_equal(NEXT_GAP(), gap);
 #undef NEXT_GAP
 #undef KEPT
