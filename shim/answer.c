@@ -259,8 +259,11 @@ static const struct qs_fallback *chain_of(const struct qs_conn_env *env, const c
 /* The fallback chain (off unless configured): after <throttled_ms> of throttling,
  * the kept request names the next model of its chain, one step per after_ms, with
  * Content-Length fixed. Only Content-Length bodies with one unambiguous top-level
- * "model" are rewritten; anything else keeps its model. Returns 1 when it rewrote it. */
-static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t throttled_ms)
+ * "model" are rewritten; anything else keeps its model. Returns 1 when it rewrote it,
+ * with the bytes it replaced moved to <orig> (the caller frees them, or puts them back if
+ * the replay does not happen). */
+static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t throttled_ms,
+                     struct qs_buf *orig)
 {
     const struct qs_fallback *fb = chain_of(env, x->first_model);
     if (fb == NULL || fb->after_ms <= 0)
@@ -289,7 +292,7 @@ static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct ex
         qs_buf_free(&out);
         return 0;
     }
-    qs_buf_free(&x->sent);
+    *orig = x->sent;
     x->sent = out;
     qs_conn_copy_span(x->model, sizeof x->model, to, tlen);
     x->fallback_step = (int)step;
@@ -315,16 +318,46 @@ static void tell_budget(struct qs_conn *c, const struct qs_conn_env *env, const 
         qs_budget_cooldown(env->budget, region, throttled->model, qs_now_ns() + delay_ms * 1000000u);
 }
 
-/* Waits the backoff, then the pacer's slot for the replay of <x> (taken only then, so that
- * the replay leaves at its slot like any request). Returns 0, or -1 when a signal ended a
- * wait; adds the time to <x>'s retry_ms. */
-static int wait_to_replay(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t delay_ms)
+/* Waits the pacer's slot for the replay of <x> (taken only now, so that the replay leaves at
+ * its slot like any request). Returns 0, or -1 when a signal ended the wait; adds the wait
+ * to <x>'s retry_ms. */
+static int wait_for_slot(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x)
 {
-    if (env->sleep_ms(delay_ms) != 0)
-        return -1;
     uint64_t slot_ms = env->pace_wait ? (qs_conn_pace(c, env, x) + 999999u) / 1000000u : 0;
-    x->retry_ms += (int64_t)(delay_ms + slot_ms);
+    x->retry_ms += (int64_t)slot_ms;
     return slot_ms > 0 && env->sleep_ms(slot_ms) != 0 ? -1 : 0;
+}
+
+/* The replay's answer has begun: the throttle it replaced is hidden for good. */
+static void replay_answered(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    c->replay_pending = 0;
+    qs_conn_emit(env, c, &c->kept_x, "throttled", NULL);
+    if (c->kept_step[0])
+        qs_conn_emit(env, c, &c->kept_x, "fallback", c->kept_step);
+    qs_buf_free(&c->kept);
+}
+
+/* The connection failed before the replay was answered (the server closed an idle
+ * connection during the backoff, say): the program gets the throttle it replaced, as
+ * it came, and then the connection's end. */
+static void give_kept(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    struct exchange *x = front(c);
+    c->replay_pending = 0;
+    if (qs_buf_append(&c->hold, c->kept.p, c->kept.len) != 0)
+        qs_diag("%s: out of memory; a throttle is lost with its connection", c->host);
+    qs_buf_free(&c->kept);
+    if (x != NULL) { /* the record says what the program got: the throttle of the model it named */
+        x->status = c->kept_x.status;
+        x->resp = c->kept_x.resp;
+        qs_conn_settle(c, env, x, 1);
+        memcpy(x->model, c->kept_x.model, sizeof x->model);
+        x->fallback_step = c->kept_x.fallback_step;
+    }
+    qs_buf_reset(&c->wire); /* whatever of the replay did not go out */
+    release(c);
+    answer_done(c, env, "the server closed the connection before the replay was answered");
 }
 
 /* A held throttle is complete: wait and replay the request on this connection, or
@@ -348,33 +381,50 @@ static int retry(struct qs_conn *c, const struct qs_conn_env *env, int more)
         why = "retry.max_attempts reached";
     else if (elapsed + delay > (uint64_t)env->retry_max_total_ms)
         why = "retry.max_total_ms reached";
-    struct exchange throttled = *x; /* for its record, which is written only if it stays hidden */
-    int fell_back = 0;
+    struct exchange throttled = *x; /* its record, written once the replay is answered */
+    throttled.sent = (struct qs_buf){0};
     if (why == NULL) {
-        fell_back = fall_back(c, env, x, elapsed + delay);
         tell_budget(c, env, &throttled, delay);
-        if (wait_to_replay(c, env, x, delay) != 0)
+        qs_conn_settle(c, env, x, 1); /* the throttled send: the server read its prompt at most */
+        if (env->sleep_ms(delay) != 0)
             why = "interrupted";
+        else
+            x->retry_ms += (int64_t)delay;
     }
-    if (why == NULL) {
-        qs_conn_emit(env, c, &throttled, "throttled", NULL);
-        if (fell_back) {
-            char step[2 * QS_DS_MODEL_MAX + 8];
-            snprintf(step, sizeof step, "%s -> %s", throttled.model, x->model);
-            qs_conn_emit(env, c, &throttled, "fallback", step);
+    struct qs_buf orig = {0};
+    int fell_back = why == NULL && fall_back(c, env, x, elapsed + delay, &orig);
+    if (why == NULL && wait_for_slot(c, env, x) != 0) {
+        why = "interrupted";
+        if (fell_back) { /* the program gets the original model's throttle: undo the rewrite */
+            qs_conn_settle(c, env, x, 0);
+            qs_buf_free(&x->sent);
+            x->sent = orig;
+            orig = (struct qs_buf){0};
+            memcpy(x->model, throttled.model, sizeof x->model);
+            x->fallback_step = throttled.fallback_step;
         }
-        if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0)
-            why = "out of memory";
     }
+    qs_buf_free(&orig);
+    if (why == NULL && qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0)
+        why = "out of memory";
     if (why != NULL) {
         release(c);
         answer_done(c, env, why);
         return 0;
     }
+    c->kept_step[0] = '\0';
+    if (fell_back)
+        snprintf(c->kept_step, sizeof c->kept_step, "%s -> %s", throttled.model, x->model);
+    c->kept_x = throttled;
+    qs_buf_reset(&c->kept);
+    if (qs_buf_append(&c->kept, c->hold.p + c->release_end, c->hold.len - c->release_end) == 0)
+        c->replay_pending = 1;
+    else
+        replay_answered(c, env); /* no memory to keep the throttle: hidden now */
     x->attempts++;
     x->status = 0;
     qs_ds_resp_init(&x->resp);
-    c->hold.len = c->release_end; /* the throttle is never seen */
+    c->hold.len = c->release_end; /* the throttle is not seen (unless the replay fails) */
     qs_buf_reset(&c->rhead);
     c->rstate = R_HEAD;
     c->await = AWAIT_NONE;
@@ -413,6 +463,10 @@ int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void 
     for (;;) {
         if (qs_buf_avail(&c->wire) > 0) { /* a replay still on its way out */
             int rc = qs_conn_drain(env, c->ssl, ex, &c->wire);
+            if (rc != 1 && c->replay_pending && is_final(c, env, rc)) {
+                give_kept(c, env);
+                continue;
+            }
             if (rc != 1)
                 return rc;
         }
@@ -435,6 +489,12 @@ int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void 
         size_t got = 0;
         if (!c->holding) {
             int rc = real_read(env, c->ssl, ex, buf, num, &got);
+            if (rc != 1 && c->replay_pending && is_final(c, env, rc)) {
+                give_kept(c, env);
+                continue;
+            }
+            if (rc == 1 && c->replay_pending)
+                replay_answered(c, env);
             if (rc == 1) {
                 if (c->rstate != R_OFF)
                     observe(c, env, buf, got);
@@ -453,11 +513,17 @@ int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void 
         if (rc != 1) {
             if (!is_final(c, env, rc))
                 return rc; /* WANT_READ: the program (or its event loop) calls again */
+            if (c->replay_pending) {
+                give_kept(c, env);
+                continue;
+            }
             ended(c, env);
             if (c->release_end > c->hold.off)
                 continue;
             return rc;
         }
+        if (c->replay_pending)
+            replay_answered(c, env);
         c->hold.len += got;
         size_t seen = observe(c, env, c->hold.p + c->hold.len - got, got);
         if (c->retry_ready && !retry(c, env, seen < got) && seen < got && c->rstate != R_OFF)

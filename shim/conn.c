@@ -108,15 +108,20 @@ static int64_t tokens_used(const struct exchange *x)
     return x->est_tokens;
 }
 
-void qs_conn_finish(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x,
-                            const char *reason)
+void qs_conn_settle(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, int sent)
 {
-    if (x->paced) {
-        char region[32];
-        qs_conn_region(env, c, region, sizeof region);
-        qs_budget_settle(env->budget, region, x->model, qs_now_ns(), x->slot_ns, tokens_used(x) - x->est_tokens);
-        x->paced = 0;
-    }
+    if (!x->paced)
+        return;
+    char region[32];
+    qs_conn_region(env, c, region, sizeof region);
+    qs_budget_settle(env->budget, region, x->model, qs_now_ns(), x->slot_ns,
+                     (sent ? tokens_used(x) : 0) - x->est_tokens);
+    x->paced = 0;
+}
+
+void qs_conn_finish(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, const char *reason)
+{
+    qs_conn_settle(c, env, x, 1);
     if (x->passthrough)
         qs_conn_emit(env, c, x, "passthrough", x->reason);
     else
@@ -132,6 +137,8 @@ void qs_conn_free(struct qs_conn *c, const struct qs_conn_env *env)
         qs_conn_finish(c, env, x, "connection closed before the answer ended");
         qs_buf_free(&x->sent);
     }
+    qs_buf_free(&c->cur.sent);
+    qs_buf_free(&c->kept);
     qs_buf_free(&c->in);
     qs_buf_free(&c->head);
     qs_buf_free(&c->wire);
@@ -318,16 +325,13 @@ static int start_request(struct qs_conn *c, const struct qs_conn_env *env, const
     return 0;
 }
 
-/* Moves the finished request to the answer queue; <cur> is then empty, so nothing
- * later is logged under its name. */
-static int enqueue(struct qs_conn *c)
+/* Moves the finished request to the answer queue (finish_request made sure it has room);
+ * <cur> is then empty, so nothing later is logged under its name. */
+static void enqueue(struct qs_conn *c)
 {
-    if (c->qlen == INFLIGHT_MAX)
-        return -1;
     c->q[(c->qhead + c->qlen) % INFLIGHT_MAX] = c->cur;
     c->qlen++;
     memset(&c->cur, 0, sizeof c->cur);
-    return 0;
 }
 
 /* Copies what the body scan found into the request's record. */
@@ -344,11 +348,14 @@ static void take_body_facts(struct qs_conn *c, const struct qs_conn_env *env)
 static int finish_request(struct qs_conn *c, const struct qs_conn_env *env, size_t end)
 {
     struct exchange *x = &c->cur;
+    /* Without room in the answer queue the request still goes out (in order, rewritten like
+     * the others) and the connection then passes through: nothing is paced or kept for it. */
+    int room = c->qlen < INFLIGHT_MAX;
     x->t_start_ns = qs_now_ns();
     if (c->wstate == W_BODY) {
         take_body_facts(c, env);
         x->attempts = 1;
-        uint64_t wait = qs_conn_pace(c, env, x);
+        uint64_t wait = room ? qs_conn_pace(c, env, x) : 0;
         x->paced_ms = (int64_t)((wait + 999999u) / 1000000u);
         if (wait > 0 && env->pace_wait && x->slot_ns > c->send_at_ns)
             c->send_at_ns = x->slot_ns;
@@ -358,7 +365,7 @@ static int finish_request(struct qs_conn *c, const struct qs_conn_env *env, size
             qs_buf_append(&c->wire, c->in.p + c->head_len, end - c->head_len) != 0)
             return -1;
         /* kept for a replay; without memory for it the request is simply not retried */
-        if (env->hold_answers && qs_buf_append(&x->sent, c->wire.p + start, c->wire.len - start) != 0)
+        if (room && env->hold_answers && qs_buf_append(&x->sent, c->wire.p + start, c->wire.len - start) != 0)
             qs_buf_free(&x->sent);
         qs_buf_reset(&c->head);
     } else if (qs_buf_append(&c->wire, c->in.p, end) != 0) {
@@ -366,7 +373,10 @@ static int finish_request(struct qs_conn *c, const struct qs_conn_env *env, size
     }
     qs_buf_drop(&c->in, end);
     c->wstate = W_HEAD;
-    return enqueue(c);
+    if (!room)
+        return -1;
+    enqueue(c);
+    return 0;
 }
 
 /* Runs the body decoder over <in> from <scanned>. Returns 1 when the request

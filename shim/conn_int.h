@@ -95,12 +95,23 @@ struct qs_conn {
     int retry_ready;      /* a throttle's answer is complete: replay it or give up */
     int answer_close;     /* that answer said Connection: close */
     int64_t retry_after_ms;
+    /* A replayed throttle, kept until the replay's answer begins: if the connection fails
+     * first, the program gets this throttle after all (SPEC section 6), not a broken
+     * connection. <kept_x> is its exchange as it was (its record, and the fallback's, are
+     * written once the replay is answered); its <sent> is not owned. */
+    int replay_pending;   /* a replay was sent and its answer has not begun */
+    struct qs_buf kept;
+    struct exchange kept_x;
+    char kept_step[2 * QS_DS_MODEL_MAX + 8]; /* "from -> to" when the replay fell back, else "" */
 };
 
 
 /* Emits one audit record about <x> (may be NULL) on connection <c>. */
 void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const struct exchange *x,
                   const char *event, const char *reason);
+/* Settles the pacer's slot of <x>'s last send (if any) with the tokens it used: from its
+ * answer when <sent>, none when it never went out. */
+void qs_conn_settle(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, int sent);
 /* Emits the final record of <x>: "request", or "passthrough" for requests not ours. */
 void qs_conn_finish(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, const char *reason);
 /* Sends the unsent part of <b> with the real write the program used (<ex>).

@@ -36,6 +36,7 @@ static struct {
     pthread_once_t once;
     pthread_mutex_t resolve_lock;
     atomic_int resolved;
+    int complete;          /* every real function was found (else calls only pass through) */
     int active;            /* this process is enabled */
     struct qs_real real;
     struct qs_config cfg;
@@ -81,6 +82,8 @@ static const struct qs_real *real(void)
                                (void *)SSL_do_handshake, (void *)SSL_pending, (void *)SSL_has_pending};
         if (qs_resolve(&rt.real, self) != 0)
             qs_diag("some OpenSSL functions were not found; the shim stays inactive");
+        else
+            rt.complete = 1; /* published by the release store below */
         atomic_store_explicit(&rt.resolved, 1, memory_order_release);
     }
     pthread_mutex_unlock(&rt.resolve_lock);
@@ -95,6 +98,11 @@ static int missing(const char *name)
 }
 
 /* ======================= Process set-up ======================= */
+
+/* The backoff jitter's seed (rand01), per thread. A forked child, whose only thread is the
+ * one that forked, starts it afresh: children forked from one parent would otherwise all
+ * back off in step. */
+static __thread uint64_t rand_seed __attribute__((tls_model("initial-exec")));
 
 static void emit(const struct qs_audit_rec *rec);
 
@@ -113,6 +121,7 @@ static void postfork_child(void)
     qs_table_atfork_child(&rt.conns);
     qs_audit_atfork_child(rt.log);
     rt.env.pid = (int)getpid();
+    rand_seed = 0;
 }
 
 /* A wait inside the program's own call. A signal ends it early (EINTR), so that a
@@ -127,12 +136,14 @@ static int sleep_ms(uint64_t ms)
 /* Jitter only needs to differ between threads and processes, not be secret. */
 static double rand01(void)
 {
-    static __thread uint64_t s __attribute__((tls_model("initial-exec")));
+    uint64_t s = rand_seed;
     if (s == 0)
-        s = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&s ^ (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull;
+        s = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&rand_seed ^ (uint64_t)time(NULL) ^
+            0x9e3779b97f4a7c15ull;
     s ^= s << 13;
     s ^= s >> 7;
     s ^= s << 17;
+    rand_seed = s;
     return (double)(s >> 11) / 9007199254740992.0;
 }
 
@@ -208,8 +219,13 @@ static void init(void)
     rt.active = 1;
 }
 
+/* Whether to act on a call. Every hook calls real() first, so <complete> is settled here;
+ * with a function missing (an OpenSSL look-alike exporting only some of them) the shim
+ * would call through NULL, so it only passes calls through. */
 static int active(void)
 {
+    if (!rt.complete)
+        return 0;
     pthread_once(&rt.once, init);
     return rt.active;
 }

@@ -201,15 +201,17 @@ static void win_add(const struct win *w, uint64_t t, int64_t delta)
 /* ===================== Decisions ===================== */
 
 /* Can this state have come from decisions on this clock? Everything it holds is at most one
- * horizon plus two minutes ahead of the latest decision (a slot at the horizon, then a
- * request interval and a token charge of at most a minute each), and that decision was not
- * ahead of now by more either. A zeroed state qualifies. */
+ * horizon plus three minutes ahead of the latest decision (a slot at the horizon, then a
+ * request interval of at most a minute and the guard, widened or not (spacing), the token
+ * tolerance of one such interval, and a token charge of at most a minute), and that decision
+ * was not ahead of now by more either. A zeroed state qualifies. */
+#define SLACK_NS (QS_PACE_HORIZON_NS + 3 * QS_PACE_NS_60S)
 static int believable(const struct qs_pace_state *s, uint64_t now)
 {
-    uint64_t lim = add_sat(now, QS_PACE_HORIZON_NS + 2 * QS_PACE_NS_60S);
+    uint64_t lim = add_sat(now, SLACK_NS);
     if (s->last_ns > lim)
         return 0;
-    lim = add_sat(max_u64(now, s->last_ns), QS_PACE_HORIZON_NS + 2 * QS_PACE_NS_60S);
+    lim = add_sat(max_u64(now, s->last_ns), SLACK_NS);
     return s->last_slot <= lim && s->req_tat <= lim && s->tok_tat <= lim &&
            s->w1.newest <= lim / QS_PACE_W1_STEP_NS && s->w60.newest <= lim / QS_PACE_W60_STEP_NS;
 }
@@ -228,16 +230,21 @@ static uint64_t begin(struct qs_pace_state *s, uint64_t now)
     return t0;
 }
 
-/* The request spacing now: the configured one, widened after throttles (qs_pace_throttled). */
 /* A widening is forgotten a minute after the slot it was made at: the server's windows have
  * turned over since, and a process starting later must not inherit a slowdown learnt long ago. */
 static uint64_t widened_until(const struct qs_pace_state *s) { return add_sat(s->slowed_slot, QS_PACE_NS_60S); }
 
+/* The request spacing now: the configured one, widened after throttles (qs_pace_throttled),
+ * but never past the longest a limit can configure (one request per minute and the guard):
+ * the state must stay believable, and a model of 2 RPM widened 16 times would otherwise
+ * space its requests eight minutes apart. */
 static uint64_t spacing(const struct qs_pace_state *s, const struct qs_pace_rate *r)
 {
     if (s->slow <= QS_PACE_SLOW_ONE)
         return r->req_ns;
-    return mul_div_ceil(r->req_ns, min_u64(s->slow, (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE), QS_PACE_SLOW_ONE);
+    uint64_t w = mul_div_ceil(r->req_ns, min_u64(s->slow, (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE),
+                              QS_PACE_SLOW_ONE);
+    return max_u64(r->req_ns, min_u64(w, QS_PACE_W60_SPAN_NS));
 }
 
 /* The earliest slot for <tokens> at <t0> (a believable state, t0 >= last_ns).

@@ -51,4 +51,46 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 for p in $pids; do wait "$p"; done
 check "8 processes share one log: 80 whole JSON lines" test "$(log_json "len(recs)")" = 80
+
+# A libssl look-alike that exports only the classic calls (no SSL_write_ex, SSL_is_server,
+# ...): the shim cannot work and must only pass the program's calls through, not call the
+# functions it could not find.
+mkdir -p "$WORK/stub"
+cat >"$WORK/stub/stub.c" <<'CEOF'
+typedef struct ssl_st SSL;
+int SSL_connect(SSL *s) { (void)s; return 1; }
+int SSL_write(SSL *s, const void *b, int n) { (void)s; (void)b; return n; }
+int SSL_read(SSL *s, void *b, int n) { (void)s; (void)b; (void)n; return 0; }
+void SSL_free(SSL *s) { (void)s; }
+const char *SSL_get_servername(const SSL *s, int t) { (void)s; (void)t; return "dashscope.aliyuncs.com"; }
+CEOF
+cat >"$WORK/stub/prog.c" <<'CEOF'
+#include <stdio.h>
+#include <string.h>
+typedef struct ssl_st SSL;
+int SSL_connect(SSL *s);
+int SSL_write(SSL *s, const void *b, int n);
+void SSL_free(SSL *s);
+int main(void)
+{
+    char obj[64];
+    const char *req = "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nHost: dashscope.aliyuncs.com\r\n"
+                      "Content-Length: 2\r\n\r\n{}";
+    SSL_connect((SSL *)obj);
+    printf("SSL_write -> %d of %d\n", SSL_write((SSL *)obj, req, (int)strlen(req)), (int)strlen(req));
+    SSL_free((SSL *)obj);
+    return 0;
+}
+CEOF
+if cc -shared -fPIC -o "$WORK/stub/libstubssl.so" "$WORK/stub/stub.c" &&
+    cc -o "$WORK/stub/prog" "$WORK/stub/prog.c" -L"$WORK/stub" -lstubssl -Wl,-rpath,"$WORK/stub"; then
+    "$WORK/stub/prog" >"$WORK/stub/plain" 2>&1
+    with_shim "$WORK/stub/prog" >"$WORK/stub/shim" 2>"$WORK/stub/err"
+    check "an OpenSSL look-alike missing functions: the program runs as without the shim" \
+        cmp -s "$WORK/stub/plain" "$WORK/stub/shim"
+    check "... and the shim says once that it stays inactive" \
+        test "$(grep -c 'stays inactive' "$WORK/stub/err")" = 1
+else
+    fail "cannot build the libssl look-alike (cc)"
+fi
 qs_done

@@ -756,6 +756,29 @@ static void test_throttled_unread(void **state)
     free(v);
 }
 
+/* Assumption: a widened spacing never exceeds a minute and the guard (the longest a limit
+ * can configure): a 2 RPM model (30 s apart) throttled to the cap keeps its state and spaces
+ * requests 60.024 s apart, rather than holding a time the state check cannot believe, which
+ * would wipe the state and let the next request go at once. */
+static void test_throttled_low_rpm(void **state)
+{
+    (void)state;
+    struct qs_pace_rate r;
+    qs_pace_rate_init(&r, 2, 0, 0, 0, 1.0);
+    struct qs_pace_state *s = new_state();
+    uint64_t t = 10 * S, w;
+    for (int i = 0; i < 12; i++) { /* each request sent at its slot and throttled */
+        qs_pace_reserve(s, &r, t, 0, &w);
+        t += w;
+        qs_pace_throttled(s, &r, t);
+    }
+    assert_true(s->slow > 2 * QS_PACE_SLOW_ONE); /* asked for more than a minute */
+    qs_pace_reserve(s, &r, t, 0, &w);
+    assert_int_equal(w, W60);
+    assert_int_equal(s->nrecent, 13); /* never started afresh */
+    free(s);
+}
+
 /* Assumption: a 'now' older than the last decision (a stale read, another process decided
  * first) is taken as the last decision's time: slots stay in order and spaced. A state from
  * far in the future (another clock, corruption) starts afresh instead of blocking. */
@@ -1020,6 +1043,7 @@ int main(void)
         cmocka_unit_test(test_cooldown),
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_throttled_unread),
+        cmocka_unit_test(test_throttled_low_rpm),
         cmocka_unit_test(test_clock_backwards),
         cmocka_unit_test(test_retired),
         cmocka_unit_test(test_huge_requests),
