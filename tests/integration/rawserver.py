@@ -7,12 +7,14 @@ The case is the query parameter ?case=...:
   reset      chunked answer cut mid-chunk by a TCP reset
   untilclose no length: body until the connection closes (valid HTTP/1.1)
   bigheader  a 100 KB header line, then a valid answer
+  idle429    a keep-alive 429 (Retry-After: 1), then the idle connection closed after 0.3 s
 """
 import socket
 import ssl
 import struct
 import sys
 import threading
+import time
 
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
@@ -60,6 +62,11 @@ def serve(raw):
             return
         elif case == "untilclose":
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + BODY)
+        elif case == "idle429":
+            err = b'{"error":{"message":"Requests rate limit exceeded","type":"limit_requests","code":"limit_requests"}}'
+            c.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(err) + err)
+            time.sleep(0.3)
         elif case == "bigheader":
             c.sendall(b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 100000 + b"\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
         c.close()

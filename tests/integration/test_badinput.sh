@@ -21,7 +21,9 @@ try:
 except Exception as e:
     print(type(e).__name__)
 PYEOF
-for case in truncated garbage reset untilclose bigheader; do
+# idle429: a throttle the shim holds and replays, but the server closes the idle connection
+# during the wait: the program gets the 429 (SPEC section 6), as without the shim
+for case in truncated garbage reset untilclose bigheader idle429; do
     $PY "$WORK/req.py" $case >"$WORK/a" 2>&1
     with_shim $PY "$WORK/req.py" $case >"$WORK/b" 2>"$WORK/b.err"
     check "requests, $case answer: same outcome with the shim ($(head -c 60 "$WORK/a"))" cmp "$WORK/a" "$WORK/b"
@@ -34,6 +36,11 @@ for case in truncated garbage reset untilclose bigheader; do
     check "curl, $case answer: same output and exit code ($(tail -n 1 "$WORK/a"))" cmp "$WORK/a" "$WORK/b"
     check "curl, $case answer: at most one diagnostic" test "$(grep -c '^qshim\[' "$WORK/b.err")" -le 1
 done
+: >"$QSHIM_LOG"
+with_shim $PY "$WORK/req.py" idle429 >/dev/null 2>&1
+check "idle429: the shim did replay (2 attempts) and then gave the program the 429" \
+    test "$(log_json "[(r['event'], r['status'], r['attempts'], 'replay' in (r.get('reason') or '')) for r in recs]")" = \
+    "[('request', 429, 2, True)]"
 : >"$QSHIM_LOG"
 with_shim $PY "$WORK/req.py" truncated >/dev/null 2>&1
 check "truncated answer is logged with its status and a reason" \
