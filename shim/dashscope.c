@@ -116,7 +116,9 @@ static int64_t number(const struct qs_json_value *v)
     memcpy(tmp, v->val, v->len);
     tmp[v->len] = '\0';
     double d = strtod(tmp, NULL);
-    return d < 0 ? -1 : (int64_t)d;
+    if (!(d >= 0)) /* negative or NaN */
+        return -1;
+    return d < 1e15 ? (int64_t)d : (int64_t)1e15; /* no absurd count overflows a sum */
 }
 
 static int is_max_tokens_key(const char *k)

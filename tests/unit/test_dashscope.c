@@ -173,6 +173,8 @@ static void test_request_facts(void **state)
         {"{\"input\":{\"model\":\"x\",\"stream\":true,\"max_tokens\":5},\"model\":42}", "", 0, 0, -1},
         {"{\"model\":\"m\",\"stream\":\"true\",\"max_tokens\":-3}", "m", 0, 0, -1},
         {"{\"model\":\"m\",\"max_tokens\":\"100\"}", "m", 0, 0, -1},
+        /* an absurd count is held to 10^15 (converting 1e19 to int64 would be undefined) */
+        {"{\"model\":\"m\",\"max_tokens\":1e19}", "m", 0, 0, 1000000000000000},
         {"{\"model\":\"qwen\\u002dplus\"}", "qwen-plus", 0, 0, -1},
         {"{}", "", 0, 0, -1},
     };
