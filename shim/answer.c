@@ -300,8 +300,9 @@ static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct ex
 }
 
 /* Tells the budget about the throttle of <throttled> (the request before a fallback rewrote
- * its model): the model's requests are spaced wider in every process sharing its budget
- * (qs_pace_throttled), and when the server said how long to wait (Retry-After) the model goes
+ * its model): after a 429 the model's requests are spaced wider in every process sharing its
+ * budget (qs_pace_throttled; not after a capacity 500/503, which is the server's state, not
+ * the account's limit), and when the server said how long to wait (Retry-After) the model goes
  * into cooldown for that long. A backoff drawn at random by one request says nothing about
  * the server's window, so it is that request's wait alone: sharing it stalled every sender of
  * the model (half the goodput when the real limit was half the configured one). */
@@ -312,7 +313,7 @@ static void tell_budget(struct qs_conn *c, const struct qs_conn_env *env, const 
         return;
     char region[32];
     qs_conn_region(env, c, region, sizeof region);
-    if (throttled->paced)
+    if (throttled->paced && throttled->status == 429) /* a capacity 5xx says nothing of the limit */
         qs_budget_throttled(env->budget, region, throttled->model, throttled->slot_ns);
     if (c->retry_after_ms > 0)
         qs_budget_cooldown(env->budget, region, throttled->model, qs_now_ns() + delay_ms * 1000000u);
@@ -460,6 +461,7 @@ static int is_final(const struct qs_conn *c, const struct qs_conn_env *env, int 
 int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void *buf, size_t num,
                  size_t *readbytes)
 {
+    c->again = 0;
     for (;;) {
         if (qs_buf_avail(&c->wire) > 0) { /* a replay still on its way out */
             int rc = qs_conn_drain(env, c->ssl, ex, &c->wire);

@@ -449,19 +449,30 @@ static int assemble(struct qs_conn *c, const struct qs_conn_env *env, const char
 
 /* Holds this call until the pacer's slot of the requests about to go out. The wait is in the
  * program's own write, the one that completed the request, in its own thread and with no
- * shim lock held; a signal ends it early (the program wants control back; a throttle that
- * sending early may cause is hidden like any other). */
-static void wait_for_slot(struct qs_conn *c, const struct qs_conn_env *env)
+ * shim lock held. A signal ends it early. A program that can be asked (env->may_yield:
+ * CPython over a socket) is then handed WANT_WRITE and decides itself, as PEP 475 has it:
+ * its handler raises (Ctrl-C) and it stops, or it calls again and the wait goes on. Any
+ * other program gets control back with the request sent early (a throttle that this may
+ * cause is hidden like any other). Returns 0 to send, -1 to hand the program WANT_WRITE. */
+static int wait_for_slot(struct qs_conn *c, const struct qs_conn_env *env)
 {
     uint64_t now = qs_now_ns();
-    if (c->send_at_ns > now)
-        env->sleep_ms((c->send_at_ns - now + 999999u) / 1000000u);
+    if (c->send_at_ns > now && env->sleep_ms((c->send_at_ns - now + 999999u) / 1000000u) != 0 &&
+        env->may_yield != NULL && env->may_yield(c->ssl))
+        return -1;
     c->send_at_ns = 0;
+    return 0;
+}
+
+int qs_conn_error(struct qs_conn *c, int ret)
+{
+    return c->again && ret <= 0 ? SSL_ERROR_WANT_WRITE_ : -1;
 }
 
 int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, const void *buf, size_t num,
                   size_t *written)
 {
+    c->again = 0;
     if (!c->flushing) {
         if (c->passthrough && qs_buf_avail(&c->wire) == 0 && qs_buf_avail(&c->in) == 0) {
             size_t w = 0;
@@ -487,7 +498,10 @@ int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, cons
             degrade(c, env, why);
         c->flushing = 1;
         c->flush_num = num;
-        wait_for_slot(c, env);
+    }
+    if (wait_for_slot(c, env) != 0) {
+        c->again = 1; /* SSL_get_error says WANT_WRITE (qs_conn_error); the call comes again */
+        return ex ? 0 : -1;
     }
     int rc = flush(c, env, ex);
     if (rc != 1)

@@ -35,6 +35,10 @@ struct qs_conn_env {
     /* Sleeps <ms> milliseconds; returns 0, or -1 when a signal interrupted the wait
      * (the program wants to stop: the throttle is then given to it). */
     int (*sleep_ms)(uint64_t ms);
+    /* Whether the program behind <ssl> may be handed WANT_WRITE when a signal interrupts a
+     * pacing wait, and will call again unless it wants to stop (conn.c wait_for_slot).
+     * NULL = never. */
+    int (*may_yield)(SSL *ssl);
     double (*rand01)(void);     /* uniform in [0, 1), for backoff jitter */
     /* Pacing (SPEC section 5): NULL = none. pace_wait 1 sleeps until the granted slot
      * (enforce); 0 only logs the wait it would have had (observe). */
@@ -66,11 +70,17 @@ int qs_conn_established(const struct qs_conn *c);
 /* The program's SSL_write (<ex> = 0) or SSL_write_ex (<ex> = 1) of <num> bytes.
  * Returns 1 with *written = num when the bytes were accepted (buffered or sent),
  * otherwise the value the real call returned (<= 0), with OpenSSL's error state
- * untouched so SSL_get_error answers as it would without us. After a failure the
+ * untouched so SSL_get_error answers as it would without us, or -1 (0 for _ex) when a
+ * signal interrupted the pacing wait of a program that may be asked (qs_conn_error). After a failure the
  * program repeats the call with the same arguments, as OpenSSL requires, and the
  * bytes already accepted are not taken twice. */
 int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, const void *buf, size_t num,
                   size_t *written);
+
+/* The SSL_get_error answer for the program's last call on <c> that returned <ret>, when
+ * the shim made that failure (SSL_ERROR_WANT_WRITE after an interrupted wait); -1 when
+ * it is the real call's failure, for the real SSL_get_error to answer. */
+int qs_conn_error(struct qs_conn *c, int ret);
 
 /* The program's SSL_read (<ex> = 0) or SSL_read_ex (<ex> = 1). Held bytes (a
  * synthesised "100 Continue") are delivered first; otherwise the real call's bytes

@@ -17,6 +17,7 @@
 #define HEAD_MAX (64 * 1024) /* a longer request or answer head is not HTTP we handle */
 #define INFLIGHT_MAX 16      /* pipelined requests awaiting answers */
 #define SSL_ERROR_SSL_ 1     /* OpenSSL's SSL_get_error values we act on */
+#define SSL_ERROR_WANT_WRITE_ 3
 #define SSL_ERROR_SYSCALL_ 5
 #define SSL_ERROR_ZERO_RETURN_ 6
 
@@ -66,6 +67,7 @@ struct qs_conn {
     struct exchange cur;
     struct qs_buf wire;   /* bytes ready for the server, sent from wire.off */
     int flushing;         /* a program call is waiting for <wire> to drain */
+    int again;            /* the last write was handed WANT_WRITE by the shim (a wait interrupted) */
     uint64_t send_at_ns;  /* <wire> may not go out before this (the pacer's slot) */
     size_t flush_num;
 

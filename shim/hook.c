@@ -8,6 +8,7 @@
  * process that never speaks TLS should pay nothing.
  * SPDX-License-Identifier: MIT
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -37,6 +38,7 @@ static struct {
     pthread_mutex_t resolve_lock;
     atomic_int resolved;
     int complete;          /* every real function was found (else calls only pass through) */
+    int cpython;           /* the program is CPython (see may_yield) */
     int active;            /* this process is enabled */
     struct qs_real real;
     struct qs_config cfg;
@@ -68,6 +70,7 @@ QS_EXPORT int SSL_connect(SSL *s);
 QS_EXPORT int SSL_do_handshake(SSL *s);
 QS_EXPORT int SSL_pending(const SSL *s);
 QS_EXPORT int SSL_has_pending(const SSL *s);
+QS_EXPORT int SSL_get_error(const SSL *s, int ret);
 
 /* ======================= Resolution ======================= */
 
@@ -77,9 +80,10 @@ static const struct qs_real *real(void)
         return &rt.real;
     pthread_mutex_lock(&rt.resolve_lock);
     if (!atomic_load_explicit(&rt.resolved, memory_order_relaxed)) {
-        void *const self[9] = {(void *)SSL_write,   (void *)SSL_write_ex,     (void *)SSL_read,
-                               (void *)SSL_read_ex, (void *)SSL_free,         (void *)SSL_connect,
-                               (void *)SSL_do_handshake, (void *)SSL_pending, (void *)SSL_has_pending};
+        void *const self[QS_NHOOKS] = {(void *)SSL_write,        (void *)SSL_write_ex, (void *)SSL_read,
+                                       (void *)SSL_read_ex,      (void *)SSL_free,     (void *)SSL_connect,
+                                       (void *)SSL_do_handshake, (void *)SSL_pending,  (void *)SSL_has_pending,
+                                       (void *)SSL_get_error};
         if (qs_resolve(&rt.real, self) != 0)
             qs_diag("some OpenSSL functions were not found; the shim stays inactive");
         else
@@ -131,6 +135,15 @@ static int sleep_ms(uint64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     return nanosleep(&ts, NULL) == 0 ? 0 : -1;
+}
+
+/* CPython's ssl module calls SSL_write/SSL_read in a loop that, on WANT_WRITE, first runs
+ * the program's signal handlers (an exception ends the call) and then calls again: so a
+ * signal that interrupts a pacing wait can be left to the program to judge (conn.c). Not
+ * for a memory BIO (no socket: asyncio's SSLObject, which would take WANT_WRITE as fatal). */
+static int may_yield(SSL *s)
+{
+    return rt.cpython && rt.real.SSL_get_fd(s) >= 0;
 }
 
 /* Jitter only needs to differ between threads and processes, not be secret. */
@@ -197,6 +210,8 @@ static void init(void)
     rt.env.retry_max_ms = rt.cfg.retry.max_ms;
     rt.env.retry_max_total_ms = rt.cfg.retry.max_total_ms;
     rt.env.sleep_ms = sleep_ms;
+    rt.cpython = dlsym(RTLD_DEFAULT, "PyErr_CheckSignals") != NULL;
+    rt.env.may_yield = may_yield;
     rt.env.rand01 = rand01;
     /* observe mode paces nothing, so its would-be waits come from a budget of its own and
      * never disturb processes that do pace */
@@ -438,6 +453,18 @@ QS_EXPORT int SSL_has_pending(const SSL *s)
         return 0;
     struct qs_conn *c = ours((SSL *)s);
     return (c != NULL && qs_conn_pending(c) > 0) || r->SSL_has_pending(s);
+}
+
+/* The shim's own failures (a wait handed back to the program) answer here; every other one
+ * is the real call's, and OpenSSL answers it. */
+QS_EXPORT int SSL_get_error(const SSL *s, int ret)
+{
+    const struct qs_real *r = real();
+    if (r->SSL_get_error == NULL)
+        return missing("SSL_get_error") + 6; /* SSL_ERROR_SYSCALL */
+    struct qs_conn *c = ret <= 0 ? ours((SSL *)s) : NULL;
+    int e = c != NULL ? qs_conn_error(c, ret) : -1;
+    return e >= 0 ? e : r->SSL_get_error(s, ret);
 }
 
 QS_EXPORT void SSL_free(SSL *s)

@@ -12,11 +12,12 @@
 #include <string.h>
 
 static const char *const names[] = {
-    "SSL_write",      "SSL_write_ex",        "SSL_read",
-    "SSL_read_ex",    "SSL_free",            "SSL_connect",
-    "SSL_do_handshake", "SSL_pending",       "SSL_has_pending",
-    "SSL_get_servername", "SSL_set_alpn_protos", "SSL_get0_alpn_selected",
-    "SSL_is_init_finished", "SSL_get_error", "SSL_is_server",
+    "SSL_write",          "SSL_write_ex",        "SSL_read",
+    "SSL_read_ex",        "SSL_free",            "SSL_connect",
+    "SSL_do_handshake",   "SSL_pending",         "SSL_has_pending",
+    "SSL_get_error",      "SSL_get_servername",  "SSL_set_alpn_protos",
+    "SSL_get0_alpn_selected", "SSL_is_init_finished", "SSL_is_server",
+    "SSL_get_fd",
 };
 #define NNAMES (sizeof names / sizeof names[0])
 
@@ -28,7 +29,7 @@ static void *lookup(void *handle, const char *name, void *self)
     return p == self ? NULL : p;
 }
 
-int qs_resolve(struct qs_real *r, void *const self[9])
+int qs_resolve(struct qs_real *r, void *const self[QS_NHOOKS])
 {
     void *slots[NNAMES];
     void *libssl = NULL;
@@ -36,7 +37,7 @@ int qs_resolve(struct qs_real *r, void *const self[9])
 
     memcpy(slots, r, sizeof slots);
     for (size_t i = 0; i < NNAMES; i++) {
-        void *own = i < 9 ? self[i] : NULL;
+        void *own = i < QS_NHOOKS ? self[i] : NULL;
         if (slots[i] != NULL)
             continue;
         slots[i] = lookup(RTLD_NEXT, names[i], own);

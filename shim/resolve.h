@@ -22,21 +22,24 @@ struct qs_real {
     int (*SSL_do_handshake)(SSL *);
     int (*SSL_pending)(const SSL *);
     int (*SSL_has_pending)(const SSL *);
+    int (*SSL_get_error)(const SSL *, int);
     /* not interposed, only called */
     const char *(*SSL_get_servername)(const SSL *, int);
     int (*SSL_set_alpn_protos)(SSL *, const unsigned char *, unsigned int);
     void (*SSL_get0_alpn_selected)(const SSL *, const unsigned char **, unsigned int *);
     int (*SSL_is_init_finished)(const SSL *);
-    int (*SSL_get_error)(const SSL *, int);
     int (*SSL_is_server)(const SSL *);
+    int (*SSL_get_fd)(const SSL *);
 };
 
+#define QS_NHOOKS 10 /* the interposed members, first in struct qs_real */
+
 /* Fills <r> with the real functions. <self> lists our own interposed functions, in
- * the order of the first nine members of struct qs_real, so that a lookup that finds
+ * the order of the first QS_NHOOKS members of struct qs_real, so that a lookup that finds
  * ourselves is rejected (proxychains' "circular reference" check, without its abort).
  * First dlsym(RTLD_NEXT), then the already-loaded libssl.so.3 (RTLD_NOLOAD).
  * Returns 0 when every member was found, -1 when some are missing (they stay NULL;
  * the caller passes through what it can and logs once). */
-int qs_resolve(struct qs_real *r, void *const self[9]);
+int qs_resolve(struct qs_real *r, void *const self[QS_NHOOKS]);
 
 #endif

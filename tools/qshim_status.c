@@ -191,6 +191,16 @@ static void fmt_frac(char *out, size_t len, const char *used, uint64_t limit)
         snprintf(out, len, "%s/%" PRIu64, used, limit);
 }
 
+/* <src> with control characters shown as '?': a model name is the program's text, and a
+ * newline in it would break the table. */
+static void printable(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < len; i++)
+        dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? '?' : src[i];
+    dst[i] = '\0';
+}
+
 static void print_table(const char *name, const struct view *v)
 {
     size_t wk = 3;
@@ -208,7 +218,8 @@ static void print_table(const char *name, const struct view *v)
     for (int i = 0; i < v->n; i++) {
         const struct row *r = &v->rows[i];
         char used[32], t1[64], t60[64], q1[64], q60[64], cd[24], nx[24], ah[24], ahead[64], sp[24], wl[24],
-            spacing[64];
+            spacing[64], key[QS_SHM_KEY_MAX];
+        printable(key, sizeof key, r->key);
         snprintf(used, sizeof used, "%" PRIu64, r->tok_1s);
         fmt_frac(t1, sizeof t1, used, r->lim_tok_1s);
         snprintf(used, sizeof used, "%" PRIu64, r->tok_60s);
@@ -231,9 +242,9 @@ static void print_table(const char *name, const struct view *v)
         else
             snprintf(ahead, sizeof ahead, "- (0 waiting)");
         if (r->retired)
-            printf("%-*s retired model (limits 0/0): never paced; %s\n", (int)wk, r->key, r->source);
+            printf("%-*s retired model (limits 0/0): never paced; %s\n", (int)wk, key, r->source);
         else
-            printf("%-*s %15s %17s %10s %12s %9s %9s %-22s %s\n", (int)wk, r->key, t1, t60, q1, q60, cd, nx,
+            printf("%-*s %15s %17s %10s %12s %9s %9s %-22s %s\n", (int)wk, key, t1, t60, q1, q60, cd, nx,
                    spacing, ahead);
     }
 }

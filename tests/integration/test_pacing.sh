@@ -12,13 +12,16 @@ start_mock --latency-ms 20 \
     --limit "pace-requests=$RPM/1000000" --limit "pace-httpx=$RPM/1000000" --limit "pace-curl=$RPM/1000000" \
     --limit "pace-procs=$RPM/1000000" --limit "pace-tpm=600/60000" \
     --limit "pace-async=$RPM/1000000" --limit "pace-aiohttp=$RPM/1000000" --limit "pace-observe=60/1000000" \
-    --limit "pace-learn=$RPM/1000000"
+    --limit "pace-learn=$RPM/1000000" --limit "pace-sig-requests=60/1000000" --limit "pace-sig-httpx=60/1000000" \
+    --limit "pace-int=60/1000000"
 # pace-learn: configured at twice the mock's limit (a table out of date), so the pacer must
 # learn the real one from the 429s it hides
 cat >>"$QSHIM_CONFIG" <<EOF
 headroom = 1.0;
 limits = ( { model = "pace-tpm"; rpm = 600; tpm = 60000; },
            { model = "pace-observe"; rpm = 60; tpm = 1000000; },
+           { model = "pace-sig-*"; rpm = 60; tpm = 1000000; },
+           { model = "pace-int"; rpm = 60; tpm = 1000000; },
            { model = "pace-learn"; rpm = $((2 * RPM)); tpm = 1000000; },
            { model = "pace-*"; rpm = $RPM; tpm = 1000000; } );
 EOF
@@ -147,5 +150,68 @@ check "observe mode: paced_ms says the 10th request would have waited ~9 s" \
 import json
 w = sorted(json.loads(l)['paced_ms'] for l in open('$OBS_LOG') if '\"request\"' in l)
 assert len(w) == 10 and w[0] == 0 and 8000 <= w[-1] <= 10000, w"
+
+# Signals during pacing waits (Python). A handler that returns (a timer, a watchdog) must
+# not cut the wait short: the request would leave early and be throttled. Python's ssl
+# module is handed WANT_WRITE, runs the handler, and calls again (PEP 475). A handler that
+# raises (Ctrl-C) stops the program at once.
+cat >"$WORK/ticker.py" <<PYEOF
+import signal, sys, json
+ticks = [0]
+def tick(signum, frame):
+    ticks[0] += 1
+signal.signal(signal.SIGALRM, tick)
+signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+client, model = sys.argv[1], sys.argv[2]
+body = {"model": model, "messages": [{"role": "user", "content": "tick"}]}
+url = "$BASE/compatible-mode/v1/chat/completions"
+if client == "httpx":
+    import httpx
+    c = httpx.Client(verify="$CA", timeout=30)
+    codes = [c.post(url, json=body).status_code for _ in range(4)]
+else:
+    import requests
+    s = requests.Session()
+    codes = [s.post(url, json=body, verify="$CA").status_code for _ in range(4)]
+signal.setitimer(signal.ITIMER_REAL, 0)
+print(json.dumps({"codes": codes, "ticks": ticks[0]}))
+PYEOF
+mock_reset
+with_shim $PY "$WORK/ticker.py" requests pace-sig-requests >"$O/sig.requests" 2>&1 &
+p1=$!
+with_shim $PY "$WORK/ticker.py" httpx pace-sig-httpx >"$O/sig.httpx" 2>&1 &
+p2=$!
+wait $p1 $p2
+mock_stats >"$STATS"
+for c in requests httpx; do
+    check "$c with a 50 ms timer signal: 4 answers 200 after paced waits ($(cat "$O/sig.$c"))" $PY -c "
+import json; r = json.load(open('$O/sig.$c')); assert r['codes'] == [200] * 4 and r['ticks'] > 20, r"
+    check "$c with a 50 ms timer signal: the mock saw no 429 (no request left early)" $PY -c "
+import json; m = json.load(open('$STATS'))['models']['pace-sig-$c']
+print({k: m[k] for k in ('ok', 'throttled', 'max_req_1s')}); assert m['throttled'] == 0 and m['max_req_1s'] <= 1, m"
+done
+cat >"$WORK/int.py" <<PYEOF
+import os, signal, requests
+signal.signal(signal.SIGINT, signal.default_int_handler)
+open("$WORK/int.pid", "w").write(str(os.getpid()))
+s = requests.Session()
+try:
+    for _ in range(10):
+        s.post("$BASE/compatible-mode/v1/chat/completions", verify="$CA",
+               json={"model": "pace-int", "messages": [{"role": "user", "content": "x"}]})
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+PYEOF
+rm -f "$WORK/int.pid"
+with_shim $PY "$WORK/int.py" >"$O/int" 2>&1 &
+job=$!
+sleep 2.5
+t0=$(date +%s%N)
+kill -INT "$(cat "$WORK/int.pid")"
+wait $job
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "SIGINT during a pacing wait: python stops in ${ms} ms with KeyboardInterrupt" \
+    sh -c "test $ms -lt 1000 && grep -q '^interrupted' '$O/int'"
 
 qs_done

@@ -99,6 +99,17 @@ widened=$(field "$WORK/cool.json" "abs(k['request_interval_ms'] / k['configured_
 check "and widened the spacing x1.5 for about a minute" test "$widened" = True
 "$QSHIM" status >"$WORK/cool.txt"
 check "the table shows the widened spacing and its factor" grep -q "^$KEY .* x1\.50, [0-9.]* s" "$WORK/cool.txt"
+# a capacity 503 (the server's state, not the account's limit) is hidden too, but does not
+# widen the spacing
+curl -s --cacert "$CA" "https://localhost:$MOCK_PORT/mock/script" \
+    -d '{"model":"status-busy","kind":"capacity","count":1}' >/dev/null
+code=$(with_shim curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" -H 'Content-Type: application/json' \
+    -d '{"model":"status-busy","messages":[{"role":"user","content":"hi"}]}' \
+    "https://localhost:$MOCK_PORT/compatible-mode/v1/chat/completions")
+"$QSHIM" status --json >"$WORK/busy.json" 2>&1
+KEY=cn-beijing/status-busy
+check "a capacity 503 is hidden (the program got $code) and leaves the spacing as configured" \
+    test "$code:$(field "$WORK/busy.json" "k['request_interval_ms'] == k['configured_interval_ms'] and k['widened_for_ms'] == 0")" = 200:True
 check "status without --shm reads \$QSHIM_SHM, the table the shim used" grep -q "^# pacing table $QSHIM_SHM:" "$WORK/cool.txt"
 check "without \$QSHIM_SHM the name is the shim's per-user default" \
     sh -c "env -u QSHIM_SHM '$QSHIM' status --json | grep -qE '\"shm\":\"/qshim-$(id -u)-v[0-9]+\"'"
