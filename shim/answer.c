@@ -23,10 +23,7 @@
 #define HOLD_MAX (64 * 1024) /* an undecided answer larger than this is released */
 #define READ_CHUNK 16384
 
-static struct exchange *front(struct qs_conn *c)
-{
-    return c->qlen > 0 ? &c->q[c->qhead] : NULL;
-}
+static struct exchange *front(struct qs_conn *c) { return c->qlen > 0 ? &c->q[c->qhead] : NULL; }
 
 /* Lets the program have everything held so far and stops holding. */
 static void release(struct qs_conn *c)
@@ -100,7 +97,8 @@ static void observe_payload(struct qs_conn *c, struct exchange *x, const char *p
                 c->rjson_bad = 0;
             }
         } else if (k == QS_SSE_VALUE && c->sse_in_data) {
-            if (!c->rjson_bad && !c->rjson.done && qs_json_feed(&c->rjson, v, vlen, qs_ds_resp_cb, &x->resp) < 0)
+            if (!c->rjson_bad && !c->rjson.done &&
+                qs_json_feed(&c->rjson, v, vlen, qs_ds_resp_cb, &x->resp) < 0)
                 c->rjson_bad = 1; /* "[DONE]" and friends */
         } else if (k == QS_SSE_VALUE && c->sse_in_comment) {
             size_t room = sizeof c->comment - 1 - c->comment_len;
@@ -262,8 +260,8 @@ static const struct qs_fallback *chain_of(const struct qs_conn_env *env, const c
  * "model" are rewritten; anything else keeps its model. Returns 1 when it rewrote it,
  * with the bytes it replaced moved to <orig> (the caller frees them, or puts them back if
  * the replay does not happen). */
-static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, uint64_t throttled_ms,
-                     struct qs_buf *orig)
+static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x,
+                     uint64_t throttled_ms, struct qs_buf *orig)
 {
     const struct qs_fallback *fb = chain_of(env, x->first_model);
     if (fb == NULL || fb->after_ms <= 0)
@@ -286,9 +284,10 @@ static int fall_back(struct qs_conn *c, const struct qs_conn_env *env, struct ex
     const char *body = x->sent.p + hl;
     size_t blen = x->sent.len - (size_t)hl, tlen = strlen(to);
     struct qs_buf out = {0};
-    if (qs_conn_build_head(&out, &req, (int64_t)(blen - len + tlen + 2)) != 0 || qs_buf_append(&out, body, at) != 0 ||
-        qs_buf_append(&out, "\"", 1) != 0 || qs_buf_append(&out, to, tlen) != 0 ||
-        qs_buf_append(&out, "\"", 1) != 0 || qs_buf_append(&out, body + at + len, blen - at - len) != 0) {
+    if (qs_conn_build_head(&out, &req, (int64_t)(blen - len + tlen + 2)) != 0 ||
+        qs_buf_append(&out, body, at) != 0 || qs_buf_append(&out, "\"", 1) != 0 ||
+        qs_buf_append(&out, to, tlen) != 0 || qs_buf_append(&out, "\"", 1) != 0 ||
+        qs_buf_append(&out, body + at + len, blen - at - len) != 0) {
         qs_buf_free(&out);
         return 0;
     }
@@ -533,7 +532,4 @@ int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void 
     }
 }
 
-size_t qs_conn_pending(const struct qs_conn *c)
-{
-    return c->release_end - c->hold.off;
-}
+size_t qs_conn_pending(const struct qs_conn *c) { return c->release_end - c->hold.off; }

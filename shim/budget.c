@@ -19,9 +19,9 @@
 struct qs_budget {
     const struct qs_config *cfg;
     enum qs_budget_share share;
-    char shm_name[64];   /* "" = the default */
-    struct qs_shm *shm;  /* published once by CAS; NULL until the first request */
-    int failed;          /* SHARED_OR_PASS and the object could not be had: nothing paced */
+    char shm_name[64];  /* "" = the default */
+    struct qs_shm *shm; /* published once by CAS; NULL until the first request */
+    int failed;         /* SHARED_OR_PASS and the object could not be had: nothing paced */
 };
 
 struct qs_budget *qs_budget_new(const struct qs_config *cfg, enum qs_budget_share share, const char *shm_name)

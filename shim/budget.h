@@ -22,14 +22,15 @@ struct qs_budget; /* opaque */
 
 /* Where the state lives, from share.backend and share.on_error of <cfg>. */
 enum qs_budget_share {
-    QS_BUDGET_SHARED,  /* the user's shared memory object; process-local if it cannot be had */
+    QS_BUDGET_SHARED,         /* the user's shared memory object; process-local if it cannot be had */
     QS_BUDGET_SHARED_OR_PASS, /* the shared object; nothing paced if it cannot be had */
-    QS_BUDGET_LOCAL,   /* this process (and its children) only */
+    QS_BUDGET_LOCAL,          /* this process (and its children) only */
 };
 
 /* A budget for <cfg>, which must outlive it. <shm_name> names the shared object ("/name";
  * NULL = the per-user default). NULL when out of memory. */
-struct qs_budget *qs_budget_new(const struct qs_config *cfg, enum qs_budget_share share, const char *shm_name);
+struct qs_budget *qs_budget_new(const struct qs_config *cfg, enum qs_budget_share share,
+                                const char *shm_name);
 void qs_budget_free(struct qs_budget *b);
 
 /* The share mode <cfg> asks for: backend "none" is local; "shm" and "redis" (not built yet:

@@ -42,7 +42,7 @@ void qs_conn_region(const struct qs_conn_env *env, const struct qs_conn *c, char
 }
 
 void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const struct exchange *x,
-                 const char *event, const char *reason)
+                  const char *event, const char *reason)
 {
     char region[32];
     qs_conn_region(env, c, region, sizeof region);
@@ -182,17 +182,13 @@ void qs_conn_after_handshake(struct qs_conn *c, const struct qs_conn_env *env, i
     const unsigned char *proto = NULL;
     unsigned int len = 0;
     env->real->SSL_get0_alpn_selected(c->ssl, &proto, &len);
-    if (len == 2 && memcmp(proto, "h2", 2) == 0)
-    {
+    if (len == 2 && memcmp(proto, "h2", 2) == 0) {
         c->rstate = R_OFF; /* h2 frames are not ours to read */
         degrade(c, env, "the server chose HTTP/2");
     }
 }
 
-int qs_conn_established(const struct qs_conn *c)
-{
-    return c->established;
-}
+int qs_conn_established(const struct qs_conn *c) { return c->established; }
 
 /* ======================= Write side ======================= */
 
@@ -340,7 +336,8 @@ static void take_body_facts(struct qs_conn *c, const struct qs_conn_env *env)
     struct exchange *x = &c->cur;
     qs_conn_copy_span(x->model, sizeof x->model, c->req.model, strlen(c->req.model));
     x->stream |= c->req.stream;
-    x->est_prompt = (int64_t)qs_ds_estimate_tokens(&c->json, &c->req, 0) - (c->req.max_tokens > 0 ? c->req.max_tokens : 0);
+    x->est_prompt = (int64_t)qs_ds_estimate_tokens(&c->json, &c->req, 0) -
+                    (c->req.max_tokens > 0 ? c->req.max_tokens : 0);
     x->est_tokens = (int64_t)qs_ds_estimate_tokens(&c->json, &c->req, env->default_out_tokens);
 }
 
@@ -386,7 +383,8 @@ static int scan_body(struct qs_conn *c, const struct qs_conn_env *env)
     for (;;) { /* at least once: an empty body (no length, or length 0) is complete at once */
         size_t used = 0, dlen = 0;
         const char *data = NULL;
-        int rc = qs_http_body_feed(&c->body, c->in.p + c->scanned, c->in.len - c->scanned, &used, &data, &dlen);
+        int rc =
+            qs_http_body_feed(&c->body, c->in.p + c->scanned, c->in.len - c->scanned, &used, &data, &dlen);
         if (rc == QS_EBAD)
             return -1;
         c->scanned += used;
@@ -464,10 +462,7 @@ static int wait_for_slot(struct qs_conn *c, const struct qs_conn_env *env)
     return 0;
 }
 
-int qs_conn_error(struct qs_conn *c, int ret)
-{
-    return c->again && ret <= 0 ? SSL_ERROR_WANT_WRITE_ : -1;
-}
+int qs_conn_error(struct qs_conn *c, int ret) { return c->again && ret <= 0 ? SSL_ERROR_WANT_WRITE_ : -1; }
 
 int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, const void *buf, size_t num,
                   size_t *written)
@@ -510,4 +505,3 @@ int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, cons
     *written = c->flush_num;
     return 1;
 }
-

@@ -27,10 +27,10 @@ struct qs_conn_env {
     const struct qs_real *real;
     const char *prog;
     int pid;
-    const char *region;         /* configured region, "auto" = from the host */
-    size_t max_buffer;          /* largest request body held whole (bytes) */
-    int hold_answers;           /* enforce mode: hold answers back to hide throttles */
-    int retry_max_attempts;     /* SPEC section 4 "retry" */
+    const char *region;     /* configured region, "auto" = from the host */
+    size_t max_buffer;      /* largest request body held whole (bytes) */
+    int hold_answers;       /* enforce mode: hold answers back to hide throttles */
+    int retry_max_attempts; /* SPEC section 4 "retry" */
     long retry_base_ms, retry_max_ms, retry_max_total_ms;
     /* Sleeps <ms> milliseconds; returns 0, or -1 when a signal interrupted the wait
      * (the program wants to stop: the throttle is then given to it). */
@@ -39,12 +39,12 @@ struct qs_conn_env {
      * pacing wait, and will call again unless it wants to stop (conn.c wait_for_slot).
      * NULL = never. */
     int (*may_yield)(SSL *ssl);
-    double (*rand01)(void);     /* uniform in [0, 1), for backoff jitter */
+    double (*rand01)(void); /* uniform in [0, 1), for backoff jitter */
     /* Pacing (SPEC section 5): NULL = none. pace_wait 1 sleeps until the granted slot
      * (enforce); 0 only logs the wait it would have had (observe). */
     struct qs_budget *budget;
     int pace_wait;
-    uint64_t default_out_tokens; /* output tokens reserved when a request names no maximum */
+    uint64_t default_out_tokens;        /* output tokens reserved when a request names no maximum */
     const struct qs_fallback *fallback; /* SPEC section 4 "fallback" chains */
     int nfallback;
     /* Receives every audit record (hook.c formats and writes it). */

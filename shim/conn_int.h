@@ -34,15 +34,15 @@ struct exchange {
     int64_t est_tokens;
     int status;
     struct qs_ds_resp resp;
-    int attempts;         /* sends of this request so far */
-    int fallback_step;    /* models of the fallback chain used so far */
+    int attempts;                      /* sends of this request so far */
+    int fallback_step;                 /* models of the fallback chain used so far */
     char first_model[QS_DS_MODEL_MAX]; /* the model the program asked for */
-    int64_t retry_ms;     /* time waited before replays */
-    int paced;            /* a slot was reserved for the last send (settle it at the end) */
-    int64_t paced_ms;     /* time waited (or, observing, that would have been) for slots */
-    uint64_t slot_ns;     /* the slot of the last send */
-    int64_t est_prompt;   /* the prompt's share of est_tokens */
-    struct qs_buf sent;   /* the bytes sent, kept for a replay until the answer is known */
+    int64_t retry_ms;                  /* time waited before replays */
+    int paced;                         /* a slot was reserved for the last send (settle it at the end) */
+    int64_t paced_ms;                  /* time waited (or, observing, that would have been) for slots */
+    uint64_t slot_ns;                  /* the slot of the last send */
+    int64_t est_prompt;                /* the prompt's share of est_tokens */
+    struct qs_buf sent;                /* the bytes sent, kept for a replay until the answer is known */
 };
 
 enum wstate { W_HEAD, W_BODY, W_PASS_BODY };
@@ -51,24 +51,24 @@ enum rstate { R_HEAD, R_BODY, R_OFF };
 struct qs_conn {
     SSL *ssl;
     char host[256];
-    int passthrough;      /* the whole connection is plain pass-through */
+    int passthrough; /* the whole connection is plain pass-through */
     int alpn_done, established;
 
     /* write side */
-    struct qs_buf in;     /* program bytes of the request being assembled */
-    struct qs_buf head;   /* its rewritten head, built when the head is complete */
+    struct qs_buf in;   /* program bytes of the request being assembled */
+    struct qs_buf head; /* its rewritten head, built when the head is complete */
     enum wstate wstate;
-    size_t head_len;      /* length of the original head inside <in> */
-    size_t scanned;       /* bytes of <in> already given to the body decoder */
+    size_t head_len; /* length of the original head inside <in> */
+    size_t scanned;  /* bytes of <in> already given to the body decoder */
     struct qs_http_body body;
     struct qs_json json;
     struct qs_ds_req req;
     int json_bad;
     struct exchange cur;
-    struct qs_buf wire;   /* bytes ready for the server, sent from wire.off */
-    int flushing;         /* a program call is waiting for <wire> to drain */
-    int again;            /* the last write was handed WANT_WRITE by the shim (a wait interrupted) */
-    uint64_t send_at_ns;  /* <wire> may not go out before this (the pacer's slot) */
+    struct qs_buf wire;  /* bytes ready for the server, sent from wire.off */
+    int flushing;        /* a program call is waiting for <wire> to drain */
+    int again;           /* the last write was handed WANT_WRITE by the shim (a wait interrupted) */
+    uint64_t send_at_ns; /* <wire> may not go out before this (the pacer's slot) */
     size_t flush_num;
 
     /* answers, in request order */
@@ -82,7 +82,7 @@ struct qs_conn {
     int event_stream;
     struct qs_sse sse;
     int sse_in_data, sse_in_comment;
-    char comment[24];     /* start of the current SSE comment line (":HTTP_STATUS/429") */
+    char comment[24]; /* start of the current SSE comment line (":HTTP_STATUS/429") */
     size_t comment_len;
     struct qs_json rjson;
     int rjson_bad;
@@ -92,21 +92,20 @@ struct qs_conn {
      * to be a throttle. A synthesised "100 Continue" goes here too. */
     struct qs_buf hold;
     size_t release_end;
-    int holding;          /* answer bytes go to <hold>, not to the program */
+    int holding;                                        /* answer bytes go to <hold>, not to the program */
     enum { AWAIT_NONE, AWAIT_BODY, AWAIT_EVENT } await; /* what the verdict waits for */
-    int retry_ready;      /* a throttle's answer is complete: replay it or give up */
-    int answer_close;     /* that answer said Connection: close */
+    int retry_ready;  /* a throttle's answer is complete: replay it or give up */
+    int answer_close; /* that answer said Connection: close */
     int64_t retry_after_ms;
     /* A replayed throttle, kept until the replay's answer begins: if the connection fails
      * first, the program gets this throttle after all (SPEC section 6), not a broken
      * connection. <kept_x> is its exchange as it was (its record, and the fallback's, are
      * written once the replay is answered); its <sent> is not owned. */
-    int replay_pending;   /* a replay was sent and its answer has not begun */
+    int replay_pending; /* a replay was sent and its answer has not begun */
     struct qs_buf kept;
     struct exchange kept_x;
     char kept_step[2 * QS_DS_MODEL_MAX + 8]; /* "from -> to" when the replay fell back, else "" */
 };
-
 
 /* Emits one audit record about <x> (may be NULL) on connection <c>. */
 void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const struct exchange *x,

@@ -224,7 +224,8 @@ int qs_ds_find_model(const char *body, size_t body_len, const char *from, size_t
             continue;
         while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
             q++;
-        if ((size_t)(end - q) < flen + 2 || q[0] != '"' || memcmp(q + 1, from, flen) != 0 || q[flen + 1] != '"')
+        if ((size_t)(end - q) < flen + 2 || q[0] != '"' || memcmp(q + 1, from, flen) != 0 ||
+            q[flen + 1] != '"')
             continue;
         if (found++)
             return -1;

@@ -37,15 +37,15 @@ static struct {
     pthread_once_t once;
     pthread_mutex_t resolve_lock;
     atomic_int resolved;
-    int complete;          /* every real function was found (else calls only pass through) */
-    int cpython;           /* the program is CPython (see may_yield) */
-    int active;            /* this process is enabled */
+    int complete; /* every real function was found (else calls only pass through) */
+    int cpython;  /* the program is CPython (see may_yield) */
+    int active;   /* this process is enabled */
     struct qs_real real;
     struct qs_config cfg;
     struct qs_table conns;
     struct qs_conn_env env;
     char prog[256];
-    struct qs_audit *log;  /* NULL: not logging (out of memory at start) */
+    struct qs_audit *log; /* NULL: not logging (out of memory at start) */
 } rt = {
     .once = PTHREAD_ONCE_INIT,
     .resolve_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -80,10 +80,10 @@ static const struct qs_real *real(void)
         return &rt.real;
     pthread_mutex_lock(&rt.resolve_lock);
     if (!atomic_load_explicit(&rt.resolved, memory_order_relaxed)) {
-        void *const self[QS_NHOOKS] = {(void *)SSL_write,        (void *)SSL_write_ex, (void *)SSL_read,
-                                       (void *)SSL_read_ex,      (void *)SSL_free,     (void *)SSL_connect,
-                                       (void *)SSL_do_handshake, (void *)SSL_pending,  (void *)SSL_has_pending,
-                                       (void *)SSL_get_error};
+        void *const self[QS_NHOOKS] = {
+            (void *)SSL_write,       (void *)SSL_write_ex, (void *)SSL_read,         (void *)SSL_read_ex,
+            (void *)SSL_free,        (void *)SSL_connect,  (void *)SSL_do_handshake, (void *)SSL_pending,
+            (void *)SSL_has_pending, (void *)SSL_get_error};
         if (qs_resolve(&rt.real, self) != 0)
             qs_diag("some OpenSSL functions were not found; the shim stays inactive");
         else
@@ -112,14 +112,8 @@ static void emit(const struct qs_audit_rec *rec);
 
 /* fork: the child must not inherit a table lock held by another thread of the
  * parent, so the lock is taken around fork (jemalloc's prefork/postfork triple). */
-static void prefork(void)
-{
-    pthread_mutex_lock(&rt.conns.lock);
-}
-static void postfork_parent(void)
-{
-    pthread_mutex_unlock(&rt.conns.lock);
-}
+static void prefork(void) { pthread_mutex_lock(&rt.conns.lock); }
+static void postfork_parent(void) { pthread_mutex_unlock(&rt.conns.lock); }
 static void postfork_child(void)
 {
     qs_table_atfork_child(&rt.conns);
@@ -141,10 +135,7 @@ static int sleep_ms(uint64_t ms)
  * the program's signal handlers (an exception ends the call) and then calls again: so a
  * signal that interrupts a pacing wait can be left to the program to judge (conn.c). Not
  * for a memory BIO (no socket: asyncio's SSLObject, which would take WANT_WRITE as fatal). */
-static int may_yield(SSL *s)
-{
-    return rt.cpython && rt.real.SSL_get_fd(s) >= 0;
-}
+static int may_yield(SSL *s) { return rt.cpython && rt.real.SSL_get_fd(s) >= 0; }
 
 /* Jitter only needs to differ between threads and processes, not be secret. */
 static double rand01(void)

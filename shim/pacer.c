@@ -110,7 +110,8 @@ struct win {
 static struct win win1(const struct qs_pace_state *s)
 {
     struct qs_pace_win1 *w = (struct qs_pace_win1 *)&s->w1; /* written only through reserve/settle */
-    return (struct win){&w->total, &w->newest, w->cum, QS_PACE_W1_SLOTS, QS_PACE_W1_STEP_NS, QS_PACE_W1_SPAN_NS};
+    return (struct win){&w->total,        &w->newest,         w->cum,
+                        QS_PACE_W1_SLOTS, QS_PACE_W1_STEP_NS, QS_PACE_W1_SPAN_NS};
 }
 
 static struct win win60(const struct qs_pace_state *s)
@@ -232,7 +233,10 @@ static uint64_t begin(struct qs_pace_state *s, uint64_t now)
 
 /* A widening is forgotten a minute after the slot it was made at: the server's windows have
  * turned over since, and a process starting later must not inherit a slowdown learnt long ago. */
-static uint64_t widened_until(const struct qs_pace_state *s) { return add_sat(s->slowed_slot, QS_PACE_NS_60S); }
+static uint64_t widened_until(const struct qs_pace_state *s)
+{
+    return add_sat(s->slowed_slot, QS_PACE_NS_60S);
+}
 
 /* The request spacing now: the configured one, widened after throttles (qs_pace_throttled),
  * but never past the longest a limit can configure (one request per minute and the guard):
@@ -304,10 +308,11 @@ int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
     win_add(&w, t, (int64_t)tokens);
     w = win60(s);
     win_add(&w, t, (int64_t)tokens);
-    struct win q = {&s->q1.total, &s->q1.newest, s->q1.cum, QS_PACE_W1_SLOTS, QS_PACE_W1_STEP_NS, QS_PACE_W1_SPAN_NS};
+    struct win q = {&s->q1.total,     &s->q1.newest,      s->q1.cum,
+                    QS_PACE_W1_SLOTS, QS_PACE_W1_STEP_NS, QS_PACE_W1_SPAN_NS};
     win_add(&q, t, 1);
-    q = (struct win){&s->q60.total, &s->q60.newest, s->q60.cum, QS_PACE_W60_SLOTS, QS_PACE_W60_STEP_NS,
-                     QS_PACE_W60_SPAN_NS};
+    q = (struct win){&s->q60.total,     &s->q60.newest,      s->q60.cum,
+                     QS_PACE_W60_SLOTS, QS_PACE_W60_STEP_NS, QS_PACE_W60_SPAN_NS};
     win_add(&q, t, 1);
     s->recent[s->nrecent % QS_PACE_RECENT] = t;
     s->nrecent++;
@@ -369,7 +374,8 @@ void qs_pace_throttled(struct qs_pace_state *s, const struct qs_pace_rate *r, ui
         /* the slots already granted are closer together: the next one must also leave the
          * k-th latest out of its window, or it lands in a window that is already full */
         if ((uint64_t)k <= s->nrecent)
-            s->req_tat = max_u64(s->req_tat, s->recent[(s->nrecent - (uint64_t)k) % QS_PACE_RECENT] + QS_PACE_W1_SPAN_NS);
+            s->req_tat = max_u64(s->req_tat,
+                                 s->recent[(s->nrecent - (uint64_t)k) % QS_PACE_RECENT] + QS_PACE_W1_SPAN_NS);
     } else {
         want = now + now / 2;
     }

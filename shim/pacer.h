@@ -8,10 +8,10 @@
  * Model (SPEC section 5): DashScope counts requests and tokens per model over every 1 s and
  * every 60 s window. Here every window of that length plus QS_PACE_GUARD_NS (1 s + guard,
  * 60 s + guard: the spans below) holds at most floor(limit) requests (at least 1) at an
- * average of headroom x limit, and floor(headroom x limit) tokens, of the slots, RPS defaulting to RPM/60 and TPS to TPM/60, so that every 1 s
- * and 60 s window of arrivals at the server does too when requests leave up to the guard
- * after their slots; a request whose tokens alone exceed a window's budget is let through
- * when nothing else is in that window.
+ * average of headroom x limit, and floor(headroom x limit) tokens, of the slots (RPS
+ * defaulting to RPM/60 and TPS to TPM/60), so that every 1 s and 60 s window of arrivals at
+ * the server does too when requests leave up to the guard after their slots; a request whose
+ * tokens alone exceed a window's budget is let through when nothing else is in that window.
  * Two mechanisms, both needed:
  *   - GCRA (virtual scheduling, no burst tolerance) spaces the slots evenly: one request per
  *     <req_ns> = max over both windows of span / floor(limit) and span / (headroom x limit), and
@@ -34,12 +34,12 @@
 #define QS_PACE_NS_1S 1000000000ull
 #define QS_PACE_NS_60S (60 * QS_PACE_NS_1S)
 /* The queue is at most this deep: a slot is never granted further ahead of now than this,
- * and a state holding a time further ahead than this plus two minutes is not believed (a
+ * and a state holding a time further ahead than this plus three minutes is not believed (a
  * corrupt state or another clock) and is started afresh. */
 #define QS_PACE_HORIZON_NS (2 * QS_PACE_NS_60S)
-#define QS_PACE_SLOW_ONE 1024u  /* slow == this: the configured spacing */
-#define QS_PACE_SLOW_MAX 16u    /* at most 16 times the configured spacing */
-#define QS_PACE_RECENT 256      /* the latest slots remembered, to read a throttle's window */
+#define QS_PACE_SLOW_ONE 1024u /* slow == this: the configured spacing */
+#define QS_PACE_SLOW_MAX 16u   /* at most 16 times the configured spacing */
+#define QS_PACE_RECENT 256     /* the latest slots remembered, to read a throttle's window */
 
 /* Token costs above this are counted as this (sums stay far from overflow). */
 #define QS_PACE_MAX_TOKENS (1ull << 40)

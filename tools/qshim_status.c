@@ -72,7 +72,7 @@ struct row {
     int retired;
     uint64_t cooldown_ns, next_ns, ahead_ns, req_ns;
     uint64_t spacing_ns, widened_ns; /* spacing now; how long its widening still holds (0: none) */
-    uint64_t waiting_max; /* requests with a slot after now, at most */
+    uint64_t waiting_max;            /* requests with a slot after now, at most */
 };
 
 struct view {
@@ -151,10 +151,10 @@ static void add_row(void *ctx, const char *key, const struct qs_pace_state *s)
                 v->now, &w->tok_1s, &w->tok_ahead);
     ring_tokens(s->w60.cum, QS_PACE_W60_SLOTS, s->w60.newest, s->w60.total, QS_PACE_W60_STEP_NS,
                 QS_PACE_NS_60S, v->now, &w->tok_60s, &ahead);
-    ring_tokens(s->q1.cum, QS_PACE_W1_SLOTS, s->q1.newest, s->q1.total, QS_PACE_W1_STEP_NS, QS_PACE_NS_1S, v->now,
-                &w->req_1s, &ahead);
-    ring_tokens(s->q60.cum, QS_PACE_W60_SLOTS, s->q60.newest, s->q60.total, QS_PACE_W60_STEP_NS, QS_PACE_NS_60S,
-                v->now, &w->req_60s, &ahead);
+    ring_tokens(s->q1.cum, QS_PACE_W1_SLOTS, s->q1.newest, s->q1.total, QS_PACE_W1_STEP_NS, QS_PACE_NS_1S,
+                v->now, &w->req_1s, &ahead);
+    ring_tokens(s->q60.cum, QS_PACE_W60_SLOTS, s->q60.newest, s->q60.total, QS_PACE_W60_STEP_NS,
+                QS_PACE_NS_60S, v->now, &w->req_60s, &ahead);
     w->cooldown_ns = s->cooldown_ns > v->now ? s->cooldown_ns - v->now : 0;
     uint64_t next = qs_pace_next_free(s, &r, v->now);
     w->next_ns = next > v->now ? next - v->now : 0;
@@ -213,8 +213,8 @@ static void print_table(const char *name, const struct view *v)
         printf("no keys yet: no request has been paced through it\n");
         return;
     }
-    printf("%-*s %15s %17s %10s %12s %9s %9s %-22s %s\n", (int)wk, "KEY", "TOK/S", "TOK/MIN", "REQ/S", "REQ/MIN",
-           "COOLDOWN", "NEXT", "SPACING", "AHEAD");
+    printf("%-*s %15s %17s %10s %12s %9s %9s %-22s %s\n", (int)wk, "KEY", "TOK/S", "TOK/MIN", "REQ/S",
+           "REQ/MIN", "COOLDOWN", "NEXT", "SPACING", "AHEAD");
     for (int i = 0; i < v->n; i++) {
         const struct row *r = &v->rows[i];
         char used[32], t1[64], t60[64], q1[64], q60[64], cd[24], nx[24], ah[24], ahead[64], sp[24], wl[24],
@@ -234,7 +234,8 @@ static void print_table(const char *name, const struct view *v)
         fmt_ms(sp, sizeof sp, r->spacing_ns);
         fmt_ms(wl, sizeof wl, r->widened_ns);
         if (r->widened_ns > 0 && r->req_ns > 0)
-            snprintf(spacing, sizeof spacing, "%s x%.2f, %s", sp, (double)r->spacing_ns / (double)r->req_ns, wl);
+            snprintf(spacing, sizeof spacing, "%s x%.2f, %s", sp, (double)r->spacing_ns / (double)r->req_ns,
+                     wl);
         else
             snprintf(spacing, sizeof spacing, "%s", sp);
         if (r->ahead_ns > 0)
@@ -302,8 +303,9 @@ static void print_json(const char *name, int exists, const struct view *v)
         printf(",\"tokens_ahead\":%" PRIu64 ",\"request_interval_ms\":%.3f,\"configured_interval_ms\":%.3f,"
                "\"widened_for_ms\":%.3f,\"cooldown_ms\":%.3f,\"next_free_ms\":%.3f,\"ahead_ms\":%.3f,"
                "\"waiting_max\":%" PRIu64 "}",
-               r->tok_ahead, (double)r->spacing_ns / 1e6, (double)r->req_ns / 1e6, (double)r->widened_ns / 1e6,
-               (double)r->cooldown_ns / 1e6, (double)r->next_ns / 1e6, (double)r->ahead_ns / 1e6, r->waiting_max);
+               r->tok_ahead, (double)r->spacing_ns / 1e6, (double)r->req_ns / 1e6,
+               (double)r->widened_ns / 1e6, (double)r->cooldown_ns / 1e6, (double)r->next_ns / 1e6,
+               (double)r->ahead_ns / 1e6, r->waiting_max);
     }
     printf("]}\n");
 }

@@ -93,4 +93,72 @@ if cc -shared -fPIC -o "$WORK/stub/libstubssl.so" "$WORK/stub/stub.c" &&
 else
     fail "cannot build the libssl look-alike (cc)"
 fi
+
+# An OpenSSL 1.1-style libssl (soname libssl.so.1.1) loaded RTLD_LOCAL by a module, as
+# Python's _ssl loads its libssl: the shim must find it among the loaded objects and pass
+# the calls through (before, it looked only for libssl.so.3 and answered ENOSYS).
+cat >"$WORK/stub/ssl11.c" <<'CEOF'
+typedef struct ssl_st SSL;
+#define F(ret, name, args, body) ret name args { body }
+F(int, SSL_write, (SSL *s, const void *b, int n), (void)s; (void)b; return n;)
+F(int, SSL_write_ex, (SSL *s, const void *b, unsigned long n, unsigned long *w), (void)s; (void)b; *w = n; return 1;)
+F(int, SSL_read, (SSL *s, void *b, int n), (void)s; (void)b; (void)n; return 0;)
+F(int, SSL_read_ex, (SSL *s, void *b, unsigned long n, unsigned long *r), (void)s; (void)b; (void)n; *r = 0; return 0;)
+F(void, SSL_free, (SSL *s), (void)s;)
+F(int, SSL_connect, (SSL *s), (void)s; return 1;)
+F(int, SSL_do_handshake, (SSL *s), (void)s; return 1;)
+F(int, SSL_pending, (const SSL *s), (void)s; return 0;)
+F(int, SSL_has_pending, (const SSL *s), (void)s; return 0;)
+F(int, SSL_get_error, (const SSL *s, int r), (void)s; (void)r; return 6;)
+F(const char *, SSL_get_servername, (const SSL *s, int t), (void)s; (void)t; return 0;)
+F(int, SSL_set_alpn_protos, (SSL *s, const unsigned char *p, unsigned int n), (void)s; (void)p; (void)n; return 0;)
+F(void, SSL_get0_alpn_selected, (const SSL *s, const unsigned char **p, unsigned int *n), (void)s; *p = 0; *n = 0;)
+F(int, SSL_is_init_finished, (const SSL *s), (void)s; return 1;)
+F(int, SSL_is_server, (const SSL *s), (void)s; return 0;)
+F(int, SSL_get_fd, (const SSL *s), (void)s; return -1;)
+CEOF
+cat >"$WORK/stub/mod.c" <<'CEOF'
+#include <stdio.h>
+#include <string.h>
+typedef struct ssl_st SSL;
+int SSL_connect(SSL *s);
+int SSL_write(SSL *s, const void *b, int n);
+int SSL_read(SSL *s, void *b, int n);
+int SSL_get_error(const SSL *s, int r);
+void SSL_free(SSL *s);
+void run(void)
+{
+    char obj[64], buf[16];
+    const char *req = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    int c = SSL_connect((SSL *)obj), w = SSL_write((SSL *)obj, req, (int)strlen(req));
+    int r = SSL_read((SSL *)obj, buf, sizeof buf);
+    printf("connect %d write %d read %d error %d\n", c, w, r, SSL_get_error((SSL *)obj, r));
+    SSL_free((SSL *)obj);
+}
+CEOF
+cat >"$WORK/stub/load.c" <<'CEOF'
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+    void *m = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    void (*run)(void) = m ? (void (*)(void))dlsym(m, "run") : NULL;
+    if (run == NULL) {
+        printf("%s\n", dlerror());
+        return 1;
+    }
+    run();
+    return argc > 2;
+}
+CEOF
+if cc -shared -fPIC -Wl,-soname,libssl.so.1.1 -o "$WORK/stub/libssl.so.1.1" "$WORK/stub/ssl11.c" &&
+    cc -shared -fPIC -o "$WORK/stub/mod.so" "$WORK/stub/mod.c" "$WORK/stub/libssl.so.1.1" -Wl,-rpath,"$WORK/stub" &&
+    cc -o "$WORK/stub/load" "$WORK/stub/load.c" -ldl; then
+    "$WORK/stub/load" "$WORK/stub/mod.so" >"$WORK/stub/plain11" 2>&1
+    with_shim "$WORK/stub/load" "$WORK/stub/mod.so" >"$WORK/stub/shim11" 2>"$WORK/stub/err11"
+    check "a libssl.so.1.1 loaded RTLD_LOCAL: calls pass through as without the shim ($(cat "$WORK/stub/shim11"))" \
+        cmp -s "$WORK/stub/plain11" "$WORK/stub/shim11"
+else
+    fail "cannot build the libssl 1.1 look-alike (cc)"
+fi
 qs_done
