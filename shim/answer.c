@@ -318,16 +318,6 @@ static void tell_budget(struct qs_conn *c, const struct qs_conn_env *env, const 
         qs_budget_cooldown(env->budget, region, throttled->model, qs_now_ns() + delay_ms * 1000000u);
 }
 
-/* Waits the pacer's slot for the replay of <x> (taken only now, so that the replay leaves at
- * its slot like any request). Returns 0, or -1 when a signal ended the wait; adds the wait
- * to <x>'s retry_ms. */
-static int wait_for_slot(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x)
-{
-    uint64_t slot_ms = env->pace_wait ? (qs_conn_pace(c, env, x) + 999999u) / 1000000u : 0;
-    x->retry_ms += (int64_t)slot_ms;
-    return slot_ms > 0 && env->sleep_ms(slot_ms) != 0 ? -1 : 0;
-}
-
 /* The replay's answer has begun: the throttle it replaced is hidden for good. */
 static void replay_answered(struct qs_conn *c, const struct qs_conn_env *env)
 {
@@ -360,11 +350,19 @@ static void give_kept(struct qs_conn *c, const struct qs_conn_env *env)
     answer_done(c, env, "the server closed the connection before the replay was answered");
 }
 
-/* A held throttle is complete: wait and replay the request on this connection, or
- * give the program the throttle as it came (the server closed the connection or sent
- * more after it, the program pipelined another request behind it, the attempts or the
- * time ran out, or a signal interrupted the wait). <more> is 1 when bytes followed the
- * throttle in the same read. Returns 1 when the request is replayed. */
+/* Gives the program the held throttle as it came and ends its exchange. */
+static void give_up(struct qs_conn *c, const struct qs_conn_env *env, const char *why)
+{
+    c->replay_phase = REPLAY_NONE;
+    release(c);
+    answer_done(c, env, why);
+}
+
+/* A held throttle is complete: decide whether to replay the request on this connection
+ * (advance_replay then waits and sends it), or give the program the throttle as it came
+ * (the server closed the connection or sent more after it, the program pipelined another
+ * request behind it, the attempts or the time ran out). <more> is 1 when bytes followed
+ * the throttle in the same read. Returns 1 when a replay is under way. */
 static int retry(struct qs_conn *c, const struct qs_conn_env *env, int more)
 {
     struct exchange *x = front(c);
@@ -381,41 +379,78 @@ static int retry(struct qs_conn *c, const struct qs_conn_env *env, int more)
         why = "retry.max_attempts reached";
     else if (elapsed + delay > (uint64_t)env->retry_max_total_ms)
         why = "retry.max_total_ms reached";
-    struct exchange throttled = *x; /* its record, written once the replay is answered */
-    throttled.sent = (struct qs_buf){0};
-    if (why == NULL) {
-        tell_budget(c, env, &throttled, delay);
-        qs_conn_settle(c, env, x, 1); /* the throttled send: the server read its prompt at most */
-        if (env->sleep_ms(delay) != 0)
-            why = "interrupted";
-        else
-            x->retry_ms += (int64_t)delay;
-    }
-    struct qs_buf orig = {0};
-    int fell_back = why == NULL && fall_back(c, env, x, elapsed + delay, &orig);
-    if (why == NULL && wait_for_slot(c, env, x) != 0) {
-        why = "interrupted";
-        if (fell_back) { /* the program gets the original model's throttle: undo the rewrite */
-            qs_conn_settle(c, env, x, 0);
-            qs_buf_free(&x->sent);
-            x->sent = orig;
-            orig = (struct qs_buf){0};
-            memcpy(x->model, throttled.model, sizeof x->model);
-            x->fallback_step = throttled.fallback_step;
-        }
-    }
-    qs_buf_free(&orig);
-    if (why == NULL && qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0)
-        why = "out of memory";
     if (why != NULL) {
-        release(c);
-        answer_done(c, env, why);
+        give_up(c, env, why);
         return 0;
     }
+    c->kept_x = *x; /* the throttle's record, written once the replay is answered */
+    c->kept_x.sent = (struct qs_buf){0};
+    tell_budget(c, env, &c->kept_x, delay);
+    qs_conn_settle(c, env, x, 1); /* the throttled send: the server read its prompt at most */
+    c->replay_phase = REPLAY_BACKOFF;
+    c->replay_delay_ms = delay;
+    c->replay_throttled_ms = elapsed + delay;
+    c->replay_at_ns = qs_now_ns() + delay * 1000000u;
+    c->fell_back = 0;
+    return 1;
+}
+
+/* Sleeps until <at_ns>. 0, or -1 when a signal ended the sleep. */
+static int wait_until(const struct qs_conn_env *env, uint64_t at_ns)
+{
+    uint64_t now = qs_now_ns();
+    return at_ns > now && env->sleep_ms((at_ns - now + 999999u) / 1000000u) != 0 ? -1 : 0;
+}
+
+/* A signal ended a replay's wait. A program that can be asked (CPython over a socket, see
+ * conn.h may_yield) is handed WANT_WRITE: its handler runs, and unless it raises, the next
+ * read resumes the wait where it was (-1). Any other program gets the throttle (0), with
+ * a fallback rewrite undone: the record then names the model the program asked for. */
+static int interrupted(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    if (env->may_yield != NULL && env->may_yield(c->ssl))
+        return -1;
+    struct exchange *x = front(c);
+    if (c->fell_back) {
+        qs_conn_settle(c, env, x, 0); /* its slot went unused */
+        qs_buf_free(&x->sent);
+        x->sent = c->orig_sent;
+        c->orig_sent = (struct qs_buf){0};
+        memcpy(x->model, c->kept_x.model, sizeof x->model);
+        x->fallback_step = c->kept_x.fallback_step;
+    }
+    give_up(c, env, "interrupted");
+    return 0;
+}
+
+/* Moves a replay on: the backoff, then (with the fallback rewrite, if its time has come)
+ * the pacer's slot, taken only then so that the replay leaves at its slot like any request,
+ * then the replay queued for sending. Returns 1 when queued, 0 when given up, -1 when the
+ * program is to be handed WANT_WRITE and call again (interrupted). */
+static int advance_replay(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    struct exchange *x = front(c);
+    if (c->replay_phase == REPLAY_BACKOFF) {
+        if (wait_until(env, c->replay_at_ns) != 0)
+            return interrupted(c, env);
+        x->retry_ms += (int64_t)c->replay_delay_ms;
+        c->fell_back = fall_back(c, env, x, c->replay_throttled_ms, &c->orig_sent);
+        uint64_t wait = env->pace_wait ? qs_conn_pace(c, env, x) : 0;
+        x->retry_ms += (int64_t)((wait + 999999u) / 1000000u);
+        c->replay_at_ns = qs_now_ns() + wait;
+        c->replay_phase = REPLAY_SLOT;
+    }
+    if (wait_until(env, c->replay_at_ns) != 0)
+        return interrupted(c, env);
+    qs_buf_free(&c->orig_sent);
+    if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0) {
+        give_up(c, env, "out of memory");
+        return 0;
+    }
+    c->replay_phase = REPLAY_NONE;
     c->kept_step[0] = '\0';
-    if (fell_back)
-        snprintf(c->kept_step, sizeof c->kept_step, "%s -> %s", throttled.model, x->model);
-    c->kept_x = throttled;
+    if (c->fell_back)
+        snprintf(c->kept_step, sizeof c->kept_step, "%s -> %s", c->kept_x.model, x->model);
     qs_buf_reset(&c->kept);
     if (qs_buf_append(&c->kept, c->hold.p + c->release_end, c->hold.len - c->release_end) == 0)
         c->replay_pending = 1;
@@ -462,6 +497,10 @@ int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void 
 {
     c->again = 0;
     for (;;) {
+        if (c->replay_phase != REPLAY_NONE && advance_replay(c, env) < 0) {
+            c->again = 1; /* SSL_get_error says WANT_WRITE (qs_conn_error); the read comes again */
+            return ex ? 0 : -1;
+        }
         if (qs_buf_avail(&c->wire) > 0) { /* a replay still on its way out */
             int rc = qs_conn_drain(env, c->ssl, ex, &c->wire);
             if (rc != 1 && c->replay_pending && is_final(c, env, rc)) {

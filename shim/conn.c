@@ -139,6 +139,7 @@ void qs_conn_free(struct qs_conn *c, const struct qs_conn_env *env)
     }
     qs_buf_free(&c->cur.sent);
     qs_buf_free(&c->kept);
+    qs_buf_free(&c->orig_sent);
     qs_buf_free(&c->in);
     qs_buf_free(&c->head);
     qs_buf_free(&c->wire);

@@ -101,6 +101,15 @@ struct qs_conn {
      * first, the program gets this throttle after all (SPEC section 6), not a broken
      * connection. <kept_x> is its exchange as it was (its record, and the fallback's, are
      * written once the replay is answered); its <sent> is not owned. */
+    /* A replay under way (answer.c advance_replay): waiting out the backoff, then the pacer's
+     * slot, each until <replay_at_ns>; kept across the program's calls, so that a wait a
+     * signal cut short resumes where it was. */
+    enum { REPLAY_NONE, REPLAY_BACKOFF, REPLAY_SLOT } replay_phase;
+    uint64_t replay_at_ns;
+    uint64_t replay_delay_ms;     /* the backoff, for retry_ms */
+    uint64_t replay_throttled_ms; /* throttled so far, when the backoff ends (for the fallback) */
+    int fell_back;                /* this replay's model was rewritten; the original is in orig_sent */
+    struct qs_buf orig_sent;
     int replay_pending; /* a replay was sent and its answer has not begun */
     struct qs_buf kept;
     struct exchange kept_x;

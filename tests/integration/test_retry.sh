@@ -167,4 +167,28 @@ wait $job
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "SIGINT during a 30 s backoff: python stops in ${ms} ms with KeyboardInterrupt" \
     sh -c "test $ms -lt 2000 && grep -q interrupted '$WORK/int.out'"
+
+# A signal whose handler returns (a 50 ms timer) during a 1.5 s backoff: Python is handed
+# WANT_WRITE from its read, runs the handler and reads again; the wait resumes, and the
+# program still sees only the success.
+: >"$QSHIM_LOG"
+script '{"model":"qwen-max","count":1,"kind":"rpm","retry_after_ms":1500}'
+cat >"$WORK/tick.py" <<PYEOF
+import signal, time, requests
+ticks = [0]
+signal.signal(signal.SIGALRM, lambda s, f: ticks.__setitem__(0, ticks[0] + 1))
+signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+t = time.monotonic()
+r = requests.post("https://localhost:$FREE/compatible-mode/v1/chat/completions", verify="$CA",
+                  json={"model": "qwen-max", "messages": [{"role": "user", "content": "tick"}]})
+print(r.status_code, int((time.monotonic() - t) * 1000))
+signal.setitimer(signal.ITIMER_REAL, 0)
+print("ticks", ticks[0])
+PYEOF
+with_shim $PY "$WORK/tick.py" >"$WORK/tick.out" 2>&1
+set -- $(head -n 1 "$WORK/tick.out")
+check "a 50 ms timer signal during a 1.5 s backoff: the program gets 200 after the wait ($1, $2 ms, $(tail -n 1 "$WORK/tick.out"))" \
+    test "$1" = 200 -a "$2" -ge 1500 -a "$2" -lt 5000
+check "  ... logged: the 429 hidden, the request answered on attempt 2" \
+    test "$(log_json "[(r['event'],r['status'],r['attempts']) for r in recs]")" = "[('throttled', 429, 1), ('request', 200, 2)]"
 qs_done

@@ -2195,6 +2195,56 @@ static void test_hold_give_up_interrupted(void **state)
     free_answers(ans, 3);
 }
 
+static int yes(SSL *s)
+{
+    (void)s;
+    return 1;
+}
+
+static void yield_case(struct fx *f)
+{
+    struct bytes a429 = {0}, ok = {0}, got = {0};
+    struct req r;
+    char buf[4096];
+
+    make_answer(&a429, HEAD_429, rpm_429, A_LENGTH);
+    make_answer(&ok, JSON_HEAD, chat_answer, A_LENGTH);
+    make_req(&r, "POST", CHAT, chat_body, 0);
+    hold_env(f);
+    f->env.may_yield = yes;
+    hold_open(f, "backoff interrupted, program asked", 0);
+    send_req(f, &r);
+    add_turn(f, &a429, r.want.len);
+    add_turn(f, &ok, 2 * r.want.len);
+    f->sleep_fail_at = 1;
+    /* Assumption: a signal during the backoff of a program that can be asked (CPython over a
+     * socket) hands it WANT_WRITE from its read: nothing delivered, the replay not yet sent,
+     * nothing logged; SSL_get_error for that failure is the shim's. */
+    size_t n = 0x5eed;
+    int rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
+    assert_int_equal(rc, f->ex ? 0 : -1);
+    assert_int_equal(qs_conn_error(f->c, rc), 3 /* SSL_ERROR_WANT_WRITE */);
+    assert_sent_times(f, &r, 1);
+    assert_int_equal(f->nrecs, 0);
+    /* Assumption: its handler did not raise, so it reads again: the wait resumes, the request
+     * is replayed, and the program gets only the 200; the shim's failure is forgotten. */
+    f->sleep_fail_at = 0;
+    prog_read(f, sizeof buf, &got);
+    assert_got(f, &got, ok.p, ok.len);
+    assert_sent_times(f, &r, 2);
+    assert_int_equal(qs_conn_error(f->c, 0), -1);
+    assert_int_equal(f->nrecs, 2);
+    assert_string_equal(f->recs[0].event, "throttled");
+    assert_int_equal(f->recs[1].status, 200);
+    f->env.may_yield = NULL;
+    bytes_free(&a429);
+    bytes_free(&ok);
+    bytes_free(&got);
+    free_req(&r);
+}
+
+static void test_hold_backoff_yield(void **state) { for_each_api(*state, yield_case); }
+
 static void test_hold_give_up_not_hidden(void **state)
 {
     struct fx *f = *state;
@@ -2890,6 +2940,7 @@ int main(void)
         T(test_hold_non_throttles_pass),
         T(test_hold_give_up_close),
         T(test_hold_replay_unanswered),
+        T(test_hold_backoff_yield),
         T(test_hold_give_up_max_attempts),
         T(test_hold_give_up_max_total),
         T(test_hold_give_up_interrupted),
