@@ -2195,6 +2195,15 @@ static void test_hold_give_up_interrupted(void **state)
     free_answers(ans, 3);
 }
 
+/* A 429 and a 200 for a chat request, answers held. */
+static void throttle_then_ok(struct fx *f, struct bytes *a429, struct bytes *ok, struct req *r)
+{
+    make_answer(a429, HEAD_429, rpm_429, A_LENGTH);
+    make_answer(ok, JSON_HEAD, chat_answer, A_LENGTH);
+    make_req(r, "POST", CHAT, chat_body, 0);
+    hold_env(f);
+}
+
 static int yes(SSL *s)
 {
     (void)s;
@@ -2207,10 +2216,7 @@ static void yield_case(struct fx *f)
     struct req r;
     char buf[4096];
 
-    make_answer(&a429, HEAD_429, rpm_429, A_LENGTH);
-    make_answer(&ok, JSON_HEAD, chat_answer, A_LENGTH);
-    make_req(&r, "POST", CHAT, chat_body, 0);
-    hold_env(f);
+    throttle_then_ok(f, &a429, &ok, &r);
     f->env.may_yield = yes;
     hold_open(f, "backoff interrupted, program asked", 0);
     send_req(f, &r);
@@ -2329,10 +2335,7 @@ static void want_read_hold_case(struct fx *f)
     struct req r;
     char buf[4096];
 
-    make_answer(&a429, HEAD_429, rpm_429, A_LENGTH);
-    make_answer(&ok, JSON_HEAD, chat_answer, A_LENGTH);
-    make_req(&r, "POST", CHAT, chat_body, 0);
-    hold_env(f);
+    throttle_then_ok(f, &a429, &ok, &r);
     for (size_t cut = 0; cut < a429.len; cut++) {
         hold_open(f, "WANT_READ while holding", 0);
         snprintf(f->ctx, sizeof f->ctx, "WANT_READ after %zu bytes of the 429: ex=%d", cut, f->ex);
