@@ -7,7 +7,8 @@
  * request is replayed on the same connection after the backoff. The program's read
  * returns only when it has bytes to deliver, or with the real call's own failure
  * (WANT_READ on a non-blocking socket or an empty memory BIO), so every client style
- * keeps driving the connection as it would without us.
+ * keeps driving the connection as it would without us; the one failure of the shim's own
+ * is WANT_WRITE for a program that can be asked when a signal cut a wait short (conn.h).
  * SPDX-License-Identifier: MIT
  */
 #include "conn_int.h"
@@ -350,10 +351,9 @@ static void give_kept(struct qs_conn *c, const struct qs_conn_env *env)
     answer_done(c, env, "the server closed the connection before the replay was answered");
 }
 
-/* Gives the program the held throttle as it came and ends its exchange. */
-static void give_up(struct qs_conn *c, const struct qs_conn_env *env, const char *why)
+void qs_conn_give_up(struct qs_conn *c, const struct qs_conn_env *env, const char *why)
 {
-    c->replay_phase = REPLAY_NONE;
+    qs_conn_abandon_replay(c, env);
     release(c);
     answer_done(c, env, why);
 }
@@ -380,7 +380,7 @@ static int retry(struct qs_conn *c, const struct qs_conn_env *env, int more)
     else if (elapsed + delay > (uint64_t)env->retry_max_total_ms)
         why = "retry.max_total_ms reached";
     if (why != NULL) {
-        give_up(c, env, why);
+        qs_conn_give_up(c, env, why);
         return 0;
     }
     c->kept_x = *x; /* the throttle's record, written once the replay is answered */
@@ -402,24 +402,33 @@ static int wait_until(const struct qs_conn_env *env, uint64_t at_ns)
     return at_ns > now && env->sleep_ms((at_ns - now + 999999u) / 1000000u) != 0 ? -1 : 0;
 }
 
-/* A signal ended a replay's wait. A program that can be asked (CPython over a socket, see
- * conn.h may_yield) is handed WANT_WRITE: its handler runs, and unless it raises, the next
- * read resumes the wait where it was (-1). Any other program gets the throttle (0), with
- * a fallback rewrite undone: the record then names the model the program asked for. */
-static int interrupted(struct qs_conn *c, const struct qs_conn_env *env)
+void qs_conn_abandon_replay(struct qs_conn *c, const struct qs_conn_env *env)
 {
-    if (env->may_yield != NULL && env->may_yield(c->ssl))
-        return -1;
     struct exchange *x = front(c);
+    if (c->replay_phase == REPLAY_NONE || x == NULL)
+        return;
+    if (c->replay_phase == REPLAY_SLOT)
+        qs_conn_settle(c, env, x, 0); /* the replay's slot went unused */
     if (c->fell_back) {
-        qs_conn_settle(c, env, x, 0); /* its slot went unused */
         qs_buf_free(&x->sent);
         x->sent = c->orig_sent;
         c->orig_sent = (struct qs_buf){0};
         memcpy(x->model, c->kept_x.model, sizeof x->model);
         x->fallback_step = c->kept_x.fallback_step;
+        c->fell_back = 0;
     }
-    give_up(c, env, "interrupted");
+    c->replay_phase = REPLAY_NONE;
+}
+
+/* A signal ended a replay's wait. A program that can be asked (CPython over a socket, see
+ * conn.h may_yield) is handed WANT_WRITE: its handler runs, and unless it raises, the next
+ * read resumes the wait where it was (-1). Any other program gets the throttle (0). */
+static int interrupted(struct qs_conn *c, const struct qs_conn_env *env)
+{
+    if (env->may_yield != NULL && env->may_yield(c->ssl))
+        return -1;
+    qs_conn_abandon_replay(c, env);
+    qs_conn_give_up(c, env, "interrupted");
     return 0;
 }
 
@@ -444,7 +453,7 @@ static int advance_replay(struct qs_conn *c, const struct qs_conn_env *env)
         return interrupted(c, env);
     qs_buf_free(&c->orig_sent);
     if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0) {
-        give_up(c, env, "out of memory");
+        qs_conn_give_up(c, env, "out of memory");
         return 0;
     }
     c->replay_phase = REPLAY_NONE;

@@ -132,6 +132,7 @@ void qs_conn_free(struct qs_conn *c, const struct qs_conn_env *env)
 {
     if (c == NULL)
         return;
+    qs_conn_abandon_replay(c, env);
     for (int i = 0; i < c->qlen; i++) {
         struct exchange *x = &c->q[(c->qhead + i) % INFLIGHT_MAX];
         qs_conn_finish(c, env, x, "connection closed before the answer ended");
@@ -465,10 +466,17 @@ static int wait_for_slot(struct qs_conn *c, const struct qs_conn_env *env)
 
 int qs_conn_error(struct qs_conn *c, int ret) { return c->again && ret <= 0 ? SSL_ERROR_WANT_WRITE_ : -1; }
 
+void qs_conn_clear_error(struct qs_conn *c) { c->again = 0; }
+
 int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, const void *buf, size_t num,
                   size_t *written)
 {
     c->again = 0;
+    /* A new request while a throttle's replay waits (its wait was cut short and the program,
+     * instead of reading on, writes): it has given up on that answer, so it gets the throttle
+     * first, as without the shim, and its new request is an ordinary one. */
+    if (c->replay_phase != REPLAY_NONE)
+        qs_conn_give_up(c, env, "another request follows");
     if (!c->flushing) {
         if (c->passthrough && qs_buf_avail(&c->wire) == 0 && qs_buf_avail(&c->in) == 0) {
             size_t w = 0;

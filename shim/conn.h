@@ -32,8 +32,8 @@ struct qs_conn_env {
     int hold_answers;       /* enforce mode: hold answers back to hide throttles */
     int retry_max_attempts; /* SPEC section 4 "retry" */
     long retry_base_ms, retry_max_ms, retry_max_total_ms;
-    /* Sleeps <ms> milliseconds; returns 0, or -1 when a signal interrupted the wait
-     * (the program wants to stop: the throttle is then given to it). */
+    /* Sleeps <ms> milliseconds; returns 0, or -1 when a signal interrupted the wait (see
+     * may_yield for what happens then). */
     int (*sleep_ms)(uint64_t ms);
     /* Whether the program behind <ssl> may be handed WANT_WRITE when a signal interrupts a
      * pacing wait, and will call again unless it wants to stop (conn.c wait_for_slot).
@@ -81,11 +81,15 @@ int qs_conn_write(struct qs_conn *c, const struct qs_conn_env *env, int ex, cons
  * the shim made that failure (SSL_ERROR_WANT_WRITE after an interrupted wait); -1 when
  * it is the real call's failure, for the real SSL_get_error to answer. */
 int qs_conn_error(struct qs_conn *c, int ret);
+/* Forgets that failure: the program made another call on the connection (hook.c calls it
+ * from every hook that does not go through qs_conn_read/qs_conn_write). */
+void qs_conn_clear_error(struct qs_conn *c);
 
 /* The program's SSL_read (<ex> = 0) or SSL_read_ex (<ex> = 1). Held bytes (a
  * synthesised "100 Continue") are delivered first; otherwise the real call's bytes
  * are observed on their way. Returns 1 with *readbytes set, or the real call's
- * return value (<= 0). */
+ * return value (<= 0), or -1 (0 for _ex) when a signal cut a replay's wait short in a
+ * program that may be asked (qs_conn_error). */
 int qs_conn_read(struct qs_conn *c, const struct qs_conn_env *env, int ex, void *buf, size_t num,
                  size_t *readbytes);
 

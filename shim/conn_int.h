@@ -67,7 +67,7 @@ struct qs_conn {
     struct exchange cur;
     struct qs_buf wire;  /* bytes ready for the server, sent from wire.off */
     int flushing;        /* a program call is waiting for <wire> to drain */
-    int again;           /* the last write was handed WANT_WRITE by the shim (a wait interrupted) */
+    int again;           /* the program's last call was handed WANT_WRITE by the shim (a wait cut short) */
     uint64_t send_at_ns; /* <wire> may not go out before this (the pacer's slot) */
     size_t flush_num;
 
@@ -97,10 +97,6 @@ struct qs_conn {
     int retry_ready;  /* a throttle's answer is complete: replay it or give up */
     int answer_close; /* that answer said Connection: close */
     int64_t retry_after_ms;
-    /* A replayed throttle, kept until the replay's answer begins: if the connection fails
-     * first, the program gets this throttle after all (SPEC section 6), not a broken
-     * connection. <kept_x> is its exchange as it was (its record, and the fallback's, are
-     * written once the replay is answered); its <sent> is not owned. */
     /* A replay under way (answer.c advance_replay): waiting out the backoff, then the pacer's
      * slot, each until <replay_at_ns>; kept across the program's calls, so that a wait a
      * signal cut short resumes where it was. */
@@ -110,6 +106,10 @@ struct qs_conn {
     uint64_t replay_throttled_ms; /* throttled so far, when the backoff ends (for the fallback) */
     int fell_back;                /* this replay's model was rewritten; the original is in orig_sent */
     struct qs_buf orig_sent;
+    /* A replayed throttle, kept until the replay's answer begins: if the connection fails
+     * first, the program gets this throttle after all (SPEC section 6), not a broken
+     * connection. <kept_x> is its exchange as it was (its record, and the fallback's, are
+     * written once the replay is answered); its <sent> is not owned. */
     int replay_pending; /* a replay was sent and its answer has not begun */
     struct qs_buf kept;
     struct exchange kept_x;
@@ -119,6 +119,12 @@ struct qs_conn {
 /* Emits one audit record about <x> (may be NULL) on connection <c>. */
 void qs_conn_emit(const struct qs_conn_env *env, const struct qs_conn *c, const struct exchange *x,
                   const char *event, const char *reason);
+/* Gives the program the held throttle as it came (a replay under way undone) and ends its
+ * exchange with <why> (answer.c). */
+void qs_conn_give_up(struct qs_conn *c, const struct qs_conn_env *env, const char *why);
+/* Undoes a replay under way (answer.c): its unused slot settled, a fallback rewrite put back,
+ * so that the front exchange is again the throttled request. No-op without one. */
+void qs_conn_abandon_replay(struct qs_conn *c, const struct qs_conn_env *env);
 /* Settles the pacer's slot of <x>'s last send (if any) with the tokens it used: from its
  * answer when <sent>, none when it never went out. */
 void qs_conn_settle(struct qs_conn *c, const struct qs_conn_env *env, struct exchange *x, int sent);

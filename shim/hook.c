@@ -314,8 +314,10 @@ static int handshake(SSL *s, int (*fn)(SSL *))
     }
     if (c == NULL)
         c = lookup(s, NULL, 0);
-    if (c != NULL && c != IGNORED)
+    if (c != NULL && c != IGNORED) {
+        qs_conn_clear_error(c);
         qs_conn_before_handshake(c, &rt.env);
+    }
     in_qs = 0;
     int rc = fn(s);
     if (c != NULL && c != IGNORED) {
@@ -380,13 +382,21 @@ QS_EXPORT int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written)
     return rc == 1 ? 1 : 0;
 }
 
-static struct qs_conn *ours(SSL *s)
+/* Our state for <s>, or NULL. A WANT_WRITE the shim handed out for an earlier call is
+ * forgotten here unless <keep>: any other call on <s> means that failure was dealt with. */
+static struct qs_conn *ours_keep(SSL *s, int keep)
 {
     if (in_qs || !active())
         return NULL;
     struct qs_conn *c = qs_table_get(&rt.conns, s);
-    return c == IGNORED ? NULL : c;
+    if (c == IGNORED)
+        return NULL;
+    if (c != NULL && !keep)
+        qs_conn_clear_error(c);
+    return c;
 }
+
+static struct qs_conn *ours(SSL *s) { return ours_keep(s, 0); }
 
 QS_EXPORT int SSL_read(SSL *s, void *buf, int num)
 {
@@ -453,7 +463,7 @@ QS_EXPORT int SSL_get_error(const SSL *s, int ret)
     const struct qs_real *r = real();
     if (r->SSL_get_error == NULL)
         return missing("SSL_get_error") + 6; /* SSL_ERROR_SYSCALL */
-    struct qs_conn *c = ret <= 0 ? ours((SSL *)s) : NULL;
+    struct qs_conn *c = ret <= 0 ? ours_keep((SSL *)s, 1) : NULL;
     int e = c != NULL ? qs_conn_error(c, ret) : -1;
     return e >= 0 ? e : r->SSL_get_error(s, ret);
 }

@@ -201,18 +201,20 @@ static void win_add(const struct win *w, uint64_t t, int64_t delta)
 
 /* ===================== Decisions ===================== */
 
-/* Can this state have come from decisions on this clock? Everything it holds is at most one
- * horizon plus three minutes ahead of the latest decision (a slot at the horizon, then a
- * request interval of at most a minute and the guard, widened or not (spacing), the token
- * tolerance of one such interval, and a token charge of at most a minute), and that decision
- * was not ahead of now by more either. A zeroed state qualifies. */
-#define SLACK_NS (QS_PACE_HORIZON_NS + 3 * QS_PACE_NS_60S)
-static int believable(const struct qs_pace_state *s, uint64_t now)
+/* Can this state have come from decisions on this clock (at rate <r>)? Everything it holds
+ * is at most the horizon plus the slack below ahead of the latest decision (a slot at the
+ * horizon, then a request interval, widened or not (spacing), the token tolerance of one
+ * configured interval, and a token charge of at most a minute), and that decision was not
+ * ahead of now by more either. A zeroed state qualifies. The interval is the rate's own: a
+ * limit under 1 RPM spaces requests more than a minute apart. */
+static int believable(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now)
 {
-    uint64_t lim = add_sat(now, SLACK_NS);
+    uint64_t interval = max_u64(r->req_ns, QS_PACE_W60_SPAN_NS);
+    uint64_t slack = add_sat(add_sat(QS_PACE_HORIZON_NS, QS_PACE_NS_60S), add_sat(interval, interval));
+    uint64_t lim = add_sat(now, slack);
     if (s->last_ns > lim)
         return 0;
-    lim = add_sat(max_u64(now, s->last_ns), SLACK_NS);
+    lim = add_sat(max_u64(now, s->last_ns), slack);
     return s->last_slot <= lim && s->req_tat <= lim && s->tok_tat <= lim &&
            s->w1.newest <= lim / QS_PACE_W1_STEP_NS && s->w60.newest <= lim / QS_PACE_W60_STEP_NS;
 }
@@ -222,9 +224,9 @@ static int believable(const struct qs_pace_state *s, uint64_t now)
  * caller stalled between reading it and getting here). A state that cannot have come from
  * this clock (corrupt, or written under another clock) starts afresh: slots are then evenly
  * spaced from now again, which is all that can be done without knowing what it meant. */
-static uint64_t begin(struct qs_pace_state *s, uint64_t now)
+static uint64_t begin(struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now)
 {
-    if (!believable(s, now))
+    if (!believable(s, r, now))
         memset(s, 0, sizeof *s);
     uint64_t t0 = max_u64(now, s->last_ns);
     s->cooldown_ns = min_u64(s->cooldown_ns, add_sat(t0, QS_PACE_HORIZON_NS));
@@ -239,9 +241,9 @@ static uint64_t widened_until(const struct qs_pace_state *s)
 }
 
 /* The request spacing now: the configured one, widened after throttles (qs_pace_throttled),
- * but never past the longest a limit can configure (one request per minute and the guard):
- * the state must stay believable, and a model of 2 RPM widened 16 times would otherwise
- * space its requests eight minutes apart. */
+ * but not past one request per minute and the guard (nor the configured spacing, if that is
+ * longer): a widening is held only a minute anyway, and a model of 2 RPM widened 16 times
+ * would otherwise space its requests eight minutes apart. */
 static uint64_t spacing(const struct qs_pace_state *s, const struct qs_pace_rate *r)
 {
     if (s->slow <= QS_PACE_SLOW_ONE)
@@ -287,7 +289,7 @@ int qs_pace_reserve(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
     if (r->retired)
         return QS_PACE_NEVER;
     tokens = min_u64(tokens, QS_PACE_MAX_TOKENS);
-    uint64_t t0 = begin(s, now_ns);
+    uint64_t t0 = begin(s, r, now_ns);
     if (s->slow > QS_PACE_SLOW_ONE && t0 > widened_until(s))
         s->slow = QS_PACE_SLOW_ONE;
     uint64_t t = earliest(s, r, t0, tokens);
@@ -325,7 +327,7 @@ void qs_pace_settle(struct qs_pace_state *s, const struct qs_pace_rate *r, uint6
 {
     if (r->retired || token_delta == 0)
         return;
-    uint64_t t0 = begin(s, now_ns);
+    uint64_t t0 = begin(s, r, now_ns);
     uint64_t d = min_u64(token_delta < 0 ? (uint64_t)0 - (uint64_t)token_delta : (uint64_t)token_delta,
                          QS_PACE_MAX_TOKENS);
     uint64_t charge = tok_charge(r, d);
@@ -397,7 +399,7 @@ uint64_t qs_pace_spacing(const struct qs_pace_state *s, const struct qs_pace_rat
 
 uint64_t qs_pace_next_free(const struct qs_pace_state *s, const struct qs_pace_rate *r, uint64_t now_ns)
 {
-    if (r->retired || !believable(s, now_ns))
+    if (r->retired || !believable(s, r, now_ns))
         return now_ns;
     return earliest(s, r, max_u64(now_ns, s->last_ns), 1);
 }

@@ -37,7 +37,8 @@ struct qs_real {
 /* Fills <r> with the real functions. <self> lists our own interposed functions, in
  * the order of the first QS_NHOOKS members of struct qs_real, so that a lookup that finds
  * ourselves is rejected (proxychains' "circular reference" check, without its abort).
- * First dlsym(RTLD_NEXT), then the already-loaded libssl.so.3 (RTLD_NOLOAD).
+ * First dlsym(RTLD_NEXT), then the already-loaded libssl (libssl.so.3, else any libssl.so*,
+ * RTLD_NOLOAD).
  * Returns 0 when every member was found, -1 when some are missing (they stay NULL;
  * the caller passes through what it can and logs once). */
 int qs_resolve(struct qs_real *r, void *const self[QS_NHOOKS]);

@@ -2249,6 +2249,51 @@ static void yield_case(struct fx *f)
     free_req(&r);
 }
 
+static void yield_then_write_case(struct fx *f)
+{
+    struct bytes a429 = {0}, ok = {0}, got = {0}, want = {0}, server = {0};
+    struct req r;
+    char buf[4096];
+
+    throttle_then_ok(f, &a429, &ok, &r);
+    f->env.may_yield = yes;
+    hold_open(f, "backoff interrupted, then a new request", 0);
+    send_req(f, &r);
+    add_turn(f, &a429, r.want.len);
+    add_turn(f, &ok, 2 * r.want.len);
+    f->sleep_fail_at = 1;
+    size_t n = 0x5eed;
+    int rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
+    assert_int_equal(qs_conn_error(f->c, rc), 3);
+    f->sleep_fail_at = 0;
+    /* Assumption: a program that, handed WANT_WRITE during a backoff, writes a new request
+     * instead of reading on has given up on that answer: no replay is sent, it reads the
+     * throttle first and then the new request's answer, as without the shim; the throttle's
+     * request is logged with the 429 it got. */
+    prog_write(f, r.orig.p, r.orig.len);
+    bytes_add(&server, r.want.p, r.want.len);
+    bytes_add(&server, r.want.p, r.want.len);
+    assert_server(f, server.p, server.len);
+    prog_read(f, sizeof buf, &got);
+    bytes_add(&want, a429.p, a429.len);
+    bytes_add(&want, ok.p, ok.len);
+    assert_got(f, &got, want.p, want.len);
+    assert_int_equal(f->nrecs, 2);
+    assert_string_equal(f->recs[0].event, "request");
+    assert_int_equal(f->recs[0].status, 429);
+    assert_string_equal(f->recs[0].reason, "another request follows");
+    assert_int_equal(f->recs[1].status, 200);
+    f->env.may_yield = NULL;
+    bytes_free(&a429);
+    bytes_free(&ok);
+    bytes_free(&got);
+    bytes_free(&want);
+    bytes_free(&server);
+    free_req(&r);
+}
+
+static void test_hold_yield_then_write(void **state) { for_each_api(*state, yield_then_write_case); }
+
 static void test_hold_backoff_yield(void **state) { for_each_api(*state, yield_case); }
 
 static void test_hold_give_up_not_hidden(void **state)
@@ -2944,6 +2989,7 @@ int main(void)
         T(test_hold_give_up_close),
         T(test_hold_replay_unanswered),
         T(test_hold_backoff_yield),
+        T(test_hold_yield_then_write),
         T(test_hold_give_up_max_attempts),
         T(test_hold_give_up_max_total),
         T(test_hold_give_up_interrupted),

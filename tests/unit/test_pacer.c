@@ -779,6 +779,24 @@ static void test_throttled_low_rpm(void **state)
     free(s);
 }
 
+/* Assumption: a limit under one request a minute (0.2 RPM at headroom 0.95: one request per
+ * 316 s) is believed: the second request waits (to the horizon, the most a queue holds),
+ * rather than the state being taken for corrupt and started afresh. */
+static void test_below_one_rpm(void **state)
+{
+    (void)state;
+    struct qs_pace_rate r;
+    qs_pace_rate_init(&r, 0.2, 0, 0, 0, 0.95);
+    struct qs_pace_state *s = new_state();
+    uint64_t w;
+    qs_pace_reserve(s, &r, 10 * S, 0, &w);
+    assert_int_equal(w, 0);
+    qs_pace_reserve(s, &r, 11 * S, 0, &w);
+    assert_int_equal(w, QS_PACE_HORIZON_NS);
+    assert_int_equal(s->nrecent, 2);
+    free(s);
+}
+
 /* Assumption: a 'now' older than the last decision (a stale read, another process decided
  * first) is taken as the last decision's time: slots stay in order and spaced. A state from
  * far in the future (another clock, corruption) starts afresh instead of blocking. */
@@ -1044,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_throttled_unread),
         cmocka_unit_test(test_throttled_low_rpm),
+        cmocka_unit_test(test_below_one_rpm),
         cmocka_unit_test(test_clock_backwards),
         cmocka_unit_test(test_retired),
         cmocka_unit_test(test_huge_requests),
