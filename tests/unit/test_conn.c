@@ -2125,7 +2125,8 @@ static void test_hold_replay_unanswered(void **state)
              * during the backoff): the program gets the throttle it was hiding, byte for
              * byte, and then the end, not a connection broken mid-request. That throttle
              * was not hidden after all: one "request" record with it, no "throttled". */
-            run_turns(f, "closed before the replay's answer", &chat_req, ans, 1, hold_slices[s], 4096, &r, &got);
+            run_turns(f, "closed before the replay's answer", &chat_req, ans, 1, hold_slices[s], 4096, &r,
+                      &got);
             assert_got(f, &got, ans[0].p, ans[0].len);
             assert_sent_times(f, &r, 2);
             assert_int_equal(f->nslept, 1);
@@ -2210,32 +2211,40 @@ static int yes(SSL *s)
     return 1;
 }
 
+/* A held 429 whose backoff a signal cuts short in a program that can be asked: the read
+ * returns the shim's WANT_WRITE (after the checks of yield_case). */
+static void interrupted_backoff(struct fx *f, const char *what, struct bytes *a429, struct bytes *ok,
+                                struct req *r)
+{
+    char buf[64];
+    throttle_then_ok(f, a429, ok, r);
+    f->env.may_yield = yes;
+    hold_open(f, what, 0);
+    send_req(f, r);
+    add_turn(f, a429, r->want.len);
+    add_turn(f, ok, 2 * r->want.len);
+    f->sleep_fail_at = 1;
+    size_t n = 0x5eed;
+    int rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
+    f->sleep_fail_at = 0;
+    assert_int_equal(rc, f->ex ? 0 : -1);
+    assert_int_equal(qs_conn_error(f->c, rc), 3 /* SSL_ERROR_WANT_WRITE */);
+}
+
 static void yield_case(struct fx *f)
 {
     struct bytes a429 = {0}, ok = {0}, got = {0};
     struct req r;
-    char buf[4096];
 
-    throttle_then_ok(f, &a429, &ok, &r);
-    f->env.may_yield = yes;
-    hold_open(f, "backoff interrupted, program asked", 0);
-    send_req(f, &r);
-    add_turn(f, &a429, r.want.len);
-    add_turn(f, &ok, 2 * r.want.len);
-    f->sleep_fail_at = 1;
     /* Assumption: a signal during the backoff of a program that can be asked (CPython over a
      * socket) hands it WANT_WRITE from its read: nothing delivered, the replay not yet sent,
      * nothing logged; SSL_get_error for that failure is the shim's. */
-    size_t n = 0x5eed;
-    int rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
-    assert_int_equal(rc, f->ex ? 0 : -1);
-    assert_int_equal(qs_conn_error(f->c, rc), 3 /* SSL_ERROR_WANT_WRITE */);
+    interrupted_backoff(f, "backoff interrupted, program asked", &a429, &ok, &r);
     assert_sent_times(f, &r, 1);
     assert_int_equal(f->nrecs, 0);
     /* Assumption: its handler did not raise, so it reads again: the wait resumes, the request
      * is replayed, and the program gets only the 200; the shim's failure is forgotten. */
-    f->sleep_fail_at = 0;
-    prog_read(f, sizeof buf, &got);
+    prog_read(f, 4096, &got);
     assert_got(f, &got, ok.p, ok.len);
     assert_sent_times(f, &r, 2);
     assert_int_equal(qs_conn_error(f->c, 0), -1);
@@ -2253,19 +2262,8 @@ static void yield_then_write_case(struct fx *f)
 {
     struct bytes a429 = {0}, ok = {0}, got = {0}, want = {0}, server = {0};
     struct req r;
-    char buf[4096];
 
-    throttle_then_ok(f, &a429, &ok, &r);
-    f->env.may_yield = yes;
-    hold_open(f, "backoff interrupted, then a new request", 0);
-    send_req(f, &r);
-    add_turn(f, &a429, r.want.len);
-    add_turn(f, &ok, 2 * r.want.len);
-    f->sleep_fail_at = 1;
-    size_t n = 0x5eed;
-    int rc = qs_conn_read(f->c, &f->env, f->ex, buf, sizeof buf, &n);
-    assert_int_equal(qs_conn_error(f->c, rc), 3);
-    f->sleep_fail_at = 0;
+    interrupted_backoff(f, "backoff interrupted, then a new request", &a429, &ok, &r);
     /* Assumption: a program that, handed WANT_WRITE during a backoff, writes a new request
      * instead of reading on has given up on that answer: no replay is sent, it reads the
      * throttle first and then the new request's answer, as without the shim; the throttle's
@@ -2274,7 +2272,7 @@ static void yield_then_write_case(struct fx *f)
     bytes_add(&server, r.want.p, r.want.len);
     bytes_add(&server, r.want.p, r.want.len);
     assert_server(f, server.p, server.len);
-    prog_read(f, sizeof buf, &got);
+    prog_read(f, 4096, &got);
     bytes_add(&want, a429.p, a429.len);
     bytes_add(&want, ok.p, ok.len);
     assert_got(f, &got, want.p, want.len);
