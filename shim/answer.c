@@ -427,7 +427,6 @@ static int interrupted(struct qs_conn *c, const struct qs_conn_env *env)
 {
     if (env->may_yield != NULL && env->may_yield(c->ssl))
         return -1;
-    qs_conn_abandon_replay(c, env);
     qs_conn_give_up(c, env, "interrupted");
     return 0;
 }
@@ -451,11 +450,11 @@ static int advance_replay(struct qs_conn *c, const struct qs_conn_env *env)
     }
     if (wait_until(env, c->replay_at_ns) != 0)
         return interrupted(c, env);
-    qs_buf_free(&c->orig_sent);
     if (qs_buf_append(&c->wire, x->sent.p, x->sent.len) != 0) {
         qs_conn_give_up(c, env, "out of memory");
         return 0;
     }
+    qs_buf_free(&c->orig_sent); /* the replay is committed: no undo any more */
     c->replay_phase = REPLAY_NONE;
     c->kept_step[0] = '\0';
     if (c->fell_back)
