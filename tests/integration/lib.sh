@@ -72,6 +72,24 @@ with_shim() {
     LD_PRELOAD=$SHIM${LD_PRELOAD:+:$LD_PRELOAD} "$@"
 }
 
+# sigint_after SECS PIDFILE OUT CMD...: runs CMD under the shim in the background (CMD writes
+# its pid to PIDFILE), sends that pid SIGINT after SECS and waits for CMD, its output in OUT;
+# sets INT_MS to the milliseconds from the signal to CMD's end
+sigint_after() {
+    si_secs=$1
+    si_pid=$2
+    si_out=$3
+    shift 3
+    rm -f "$si_pid"
+    with_shim "$@" >"$si_out" 2>&1 &
+    si_job=$!
+    sleep "$si_secs"
+    si_t0=$(date +%s%N)
+    kill -INT "$(cat "$si_pid")"
+    wait $si_job
+    INT_MS=$(( ($(date +%s%N) - si_t0) / 1000000 ))
+}
+
 ok() { T_PASS=$((T_PASS + 1)); echo "ok - $1"; }
 fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL - $1"; [ -n "$2" ] && printf '%s\n' "$2" | sed 's/^/    /' | head -n 20; }
 

@@ -205,15 +205,8 @@ try:
 except KeyboardInterrupt:
     print("interrupted")
 PYEOF
-rm -f "$WORK/int.pid"
-with_shim $PY "$WORK/int.py" >"$O/int" 2>&1 &
-job=$!
-sleep 2.5
-t0=$(date +%s%N)
-kill -INT "$(cat "$WORK/int.pid")"
-wait $job
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-check "SIGINT during a pacing wait: python stops in ${ms} ms with KeyboardInterrupt" \
-    sh -c "test $ms -lt 1000 && grep -q '^interrupted' '$O/int'"
+sigint_after 2.5 "$WORK/int.pid" "$O/int" $PY "$WORK/int.py"
+check "SIGINT during a pacing wait: python stops in ${INT_MS} ms with KeyboardInterrupt" \
+    sh -c "test $INT_MS -lt 1000 && grep -q '^interrupted' '$O/int'"
 
 qs_done

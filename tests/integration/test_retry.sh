@@ -157,16 +157,9 @@ try:
 except KeyboardInterrupt:
     print("interrupted")
 PYEOF
-rm -f "$WORK/int.pid"
-with_shim $PY "$WORK/int.py" >"$WORK/int.out" 2>&1 &
-job=$!
-sleep 1.5
-t0=$(date +%s%N)
-kill -INT "$(cat "$WORK/int.pid")"
-wait $job
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-check "SIGINT during a 30 s backoff: python stops in ${ms} ms with KeyboardInterrupt" \
-    sh -c "test $ms -lt 2000 && grep -q interrupted '$WORK/int.out'"
+sigint_after 1.5 "$WORK/int.pid" "$WORK/int.out" $PY "$WORK/int.py"
+check "SIGINT during a 30 s backoff: python stops in ${INT_MS} ms with KeyboardInterrupt" \
+    sh -c "test $INT_MS -lt 2000 && grep -q interrupted '$WORK/int.out'"
 
 # A signal whose handler returns (a 50 ms timer) during a 1.5 s backoff: Python is handed
 # WANT_WRITE from its read, runs the handler and reads again; the wait resumes, and the
