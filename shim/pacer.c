@@ -369,17 +369,16 @@ void qs_pace_throttled(struct qs_pace_state *s, const struct qs_pace_rate *r, ui
 {
     if (r->retired || r->req_ns == 0 || slot_ns <= s->slowed_slot)
         return;
-    uint64_t now = spacing(s, r), want = now + now / 8;
-    int64_t k = recent_in(s, slot_ns, QS_PACE_W1_SPAN_NS);
+    uint64_t cur = spacing(s, r), want = cur + cur / 8;
+    int64_t k = recent_in(s, slot_ns, QS_PACE_W1_SPAN_NS); /* k <= the slots remembered */
     if (k > 0) {
         want = max_u64(want, (QS_PACE_W1_SPAN_NS + (uint64_t)k - 1) / (uint64_t)k);
         /* the slots already granted are closer together: the next one must also leave the
          * k-th latest out of its window, or it lands in a window that is already full */
-        if ((uint64_t)k <= s->nrecent)
-            s->req_tat = max_u64(s->req_tat,
-                                 s->recent[(s->nrecent - (uint64_t)k) % QS_PACE_RECENT] + QS_PACE_W1_SPAN_NS);
+        uint64_t kth = s->recent[(s->nrecent - (uint64_t)k) % QS_PACE_RECENT];
+        s->req_tat = max_u64(s->req_tat, kth + QS_PACE_W1_SPAN_NS);
     } else {
-        want = now + now / 2;
+        want = cur + cur / 2;
     }
     uint64_t slow = min_u64(mul_div_ceil(want, QS_PACE_SLOW_ONE, r->req_ns),
                             (uint64_t)QS_PACE_SLOW_MAX * QS_PACE_SLOW_ONE);
